@@ -1,0 +1,234 @@
+//! Data sets as the backends see them: features (f32, or u8 pixels normalised on the fly) and class labels.
+//!
+//! A [`Dataset`] is immutable once built. The GPU backend uploads it once as 32-bit words
+//! ([`Dataset::gpu_words`]): f32 features as their bits, u8 features packed four to a word (a 28×28
+//! image is 196 words), and both backends decode a feature with the same rule ([`Dataset::feature`]).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LabError, Result};
+
+/// How the features of a data set are stored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Features {
+    /// `n × dim` floats, row-major.
+    F32(Vec<f32>),
+    /// `n × dim` bytes, row-major; feature value = `byte * scale + shift` (e.g. scale = 1/(255σ), shift = −μ/σ).
+    U8 {
+        /// The raw bytes.
+        bytes: Vec<u8>,
+        /// Multiplier applied to each byte.
+        scale: f32,
+        /// Offset added after scaling.
+        shift: f32,
+    },
+}
+
+/// Feature storage codes shared with `shaders/gather.wgsl`.
+pub mod format {
+    /// Features are f32 bit patterns, one per word.
+    pub const F32: u32 = 0;
+    /// Features are bytes, four per word, little-endian within the word.
+    pub const U8: u32 = 1;
+}
+
+/// A labelled data set of `n` examples with `dim` features and `classes` classes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Human-readable name (shown in the page and in metrics).
+    pub name: String,
+    /// Number of examples.
+    pub n: usize,
+    /// Features per example.
+    pub dim: usize,
+    /// Number of classes; every label is below it.
+    pub classes: usize,
+    /// The features.
+    pub features: Features,
+    /// One label per example.
+    pub labels: Vec<u32>,
+}
+
+impl Dataset {
+    /// Builds a data set and checks that sizes and labels agree.
+    pub fn new(name: impl Into<String>, dim: usize, classes: usize, features: Features, labels: Vec<u32>) -> Result<Self> {
+        let n = labels.len();
+        let len = match &features {
+            Features::F32(v) => v.len(),
+            Features::U8 { bytes, .. } => bytes.len(),
+        };
+        if dim == 0 {
+            return Err(LabError::Data("a data set needs at least one feature (dim = 0)".into()));
+        }
+        if len != n * dim {
+            return Err(LabError::Data(format!(
+                "{n} labels × {dim} features need {} feature values, got {len}",
+                n * dim
+            )));
+        }
+        if let Some((i, &y)) = labels.iter().enumerate().find(|(_, &y)| y as usize >= classes) {
+            return Err(LabError::Data(format!("label {y} of example {i} is not below the class count {classes}")));
+        }
+        if let Features::F32(v) = &features {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(LabError::Data(format!(
+                    "feature {} of example {} is not finite ({})",
+                    i % dim,
+                    i / dim,
+                    v[i]
+                )));
+            }
+        }
+        Ok(Dataset { name: name.into(), n, dim, classes, features, labels })
+    }
+
+    /// Feature `col` of example `row`, decoded exactly as the GPU's gather kernel decodes it.
+    #[inline]
+    pub fn feature(&self, row: usize, col: usize) -> f32 {
+        match &self.features {
+            Features::F32(v) => v[row * self.dim + col],
+            Features::U8 { bytes, scale, shift } => bytes[row * self.dim + col] as f32 * scale + shift,
+        }
+    }
+
+    /// Storage format code (see [`format`]).
+    pub fn format(&self) -> u32 {
+        match self.features {
+            Features::F32(_) => format::F32,
+            Features::U8 { .. } => format::U8,
+        }
+    }
+
+    /// 32-bit words per example in [`Dataset::gpu_words`].
+    pub fn words_per_row(&self) -> usize {
+        match self.features {
+            Features::F32(_) => self.dim,
+            Features::U8 { .. } => self.dim.div_ceil(4),
+        }
+    }
+
+    /// `(scale, shift)` of u8 features; `(1, 0)` for f32.
+    pub fn scale_shift(&self) -> (f32, f32) {
+        match self.features {
+            Features::F32(_) => (1.0, 0.0),
+            Features::U8 { scale, shift, .. } => (scale, shift),
+        }
+    }
+
+    /// The features as the GPU holds them: f32 bits, or bytes packed four per word (rows padded to whole words).
+    pub fn gpu_words(&self) -> Vec<u32> {
+        match &self.features {
+            Features::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
+            Features::U8 { bytes, .. } => {
+                let wpr = self.words_per_row();
+                let mut out = vec![0u32; self.n * wpr];
+                for r in 0..self.n {
+                    for c in 0..self.dim {
+                        out[r * wpr + c / 4] |= (bytes[r * self.dim + c] as u32) << (8 * (c % 4));
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// A synthetic data set the lab can generate anywhere, without downloads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SyntheticData {
+    /// Two interleaved spirals in 2-D (classes 0 and 1), Gaussian noise of std `noise`.
+    TwoSpirals {
+        /// Number of points (split evenly between the spirals).
+        n: usize,
+        /// Standard deviation of the noise added to each coordinate.
+        #[serde(default = "default_noise")]
+        noise: f32,
+        /// Seed of the generator.
+        #[serde(default)]
+        seed: u64,
+    },
+}
+
+fn default_noise() -> f32 {
+    0.1
+}
+
+impl SyntheticData {
+    /// Checks the generator's fields; errors name the field under `prefix`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        match self {
+            SyntheticData::TwoSpirals { n, noise, .. } => {
+                if *n < 2 || *n > 1_000_000 {
+                    return Err(LabError::config(format!("{prefix}.n"), format!("must be between 2 and 1000000, got {n}")));
+                }
+                if !noise.is_finite() || *noise < 0.0 {
+                    return Err(LabError::config(format!("{prefix}.noise"), format!("must be finite and ≥ 0, got {noise}")));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Generates the data set.
+    pub fn generate(&self) -> Result<Dataset> {
+        match *self {
+            SyntheticData::TwoSpirals { n, noise, seed } => two_spirals(n, noise, seed),
+        }
+    }
+}
+
+/// Two interleaved spirals (1.5 turns each) in roughly [−1, 1]², alternating labels 0, 1, 0, 1, ….
+pub fn two_spirals(n: usize, noise: f32, seed: u64) -> Result<Dataset> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f64, noise.max(0.0) as f64).map_err(|e| LabError::Data(e.to_string()))?;
+    let mut x = Vec::with_capacity(2 * n);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = (i % 2) as u32;
+        let t: f64 = rng.random_range(0.0..1.0);
+        let r = 0.1 + 0.9 * t;
+        let angle = t * 3.0 * std::f64::consts::PI + class as f64 * std::f64::consts::PI;
+        x.push((r * angle.cos() + normal.sample(&mut rng)) as f32);
+        x.push((r * angle.sin() + normal.sample(&mut rng)) as f32);
+        y.push(class);
+    }
+    Dataset::new("two spirals", 2, 2, Features::F32(x), y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u8_features_pack_four_per_word_little_endian() {
+        let bytes: Vec<u8> = (1..=10).collect();
+        let d = Dataset::new("t", 5, 3, Features::U8 { bytes, scale: 0.5, shift: -1.0 }, vec![0, 2]).unwrap();
+        assert_eq!(d.words_per_row(), 2);
+        assert_eq!(d.gpu_words(), vec![0x04030201, 0x05, 0x09080706, 0x0a]);
+        assert_eq!(d.feature(1, 2), 8.0 * 0.5 - 1.0);
+    }
+
+    #[test]
+    fn a_label_out_of_range_is_refused_with_its_position() {
+        let e = Dataset::new("t", 1, 2, Features::F32(vec![0.0, 1.0]), vec![0, 2]).unwrap_err();
+        assert!(e.to_string().contains("example 1"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_features_are_refused() {
+        let e = Dataset::new("t", 2, 2, Features::F32(vec![0.0, f32::NAN]), vec![0]).unwrap_err();
+        assert!(e.to_string().contains("not finite"), "{e}");
+    }
+
+    #[test]
+    fn spirals_are_balanced_and_reproducible() {
+        let a = two_spirals(100, 0.05, 3).unwrap();
+        assert_eq!(a, two_spirals(100, 0.05, 3).unwrap());
+        assert_eq!(a.labels.iter().filter(|&&y| y == 1).count(), 50);
+        assert_eq!(a.dim, 2);
+    }
+}
