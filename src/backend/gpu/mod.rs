@@ -117,7 +117,7 @@ impl GpuBackend {
             return Err(LabError::Backend(format!("a GPU backend needs K ≥ 1 models and max_batch ≥ 1 (got K = {k}, max_batch = {max_batch})")));
         }
         let limits = ctx.limits();
-        let bind_limit = limits.max_storage_buffer_binding_size as u64;
+        let bind_limit = limits.max_storage_buffer_binding_size;
         let groups_limit = limits.max_compute_workgroups_per_dimension as usize;
         if layout.layers.len() > MAX_LAYERS {
             return Err(LabError::Gpu(format!("{} layers exceed the {MAX_LAYERS} the bias kernel's table holds", layout.layers.len())));
@@ -240,11 +240,7 @@ impl GpuBackend {
     /// L weight-gradient and L−1 input-gradient GEMMs, bias gradients, SGD). After a `train_steps`
     /// call this is the count actually recorded divided by its steps.
     pub fn dispatches_per_step(&self) -> usize {
-        if self.last_steps > 0 {
-            self.last_dispatches / self.last_steps
-        } else {
-            3 * self.layout.layers.len() + 3
-        }
+        self.last_dispatches.checked_div(self.last_steps).unwrap_or(3 * self.layout.layers.len() + 3)
     }
 
     /// Queue submits of the last `train_steps` call (1: all its steps go in one submit).
@@ -290,7 +286,7 @@ impl GpuBackend {
     /// calls reallocates O(log n) times). Fails with the limit's name when a call is too large.
     fn ensure_capacity(&mut self, slots: usize, indices: usize, losses: usize, partials: usize) -> Result<()> {
         let limits = self.ctx.limits();
-        let bind_limit = limits.max_storage_buffer_binding_size as u64;
+        let bind_limit = limits.max_storage_buffer_binding_size;
         let buf_limit = limits.max_buffer_size;
         let per_slot_indices = (indices / slots.max(1)).max(1) as u64;
         if indices as u64 * 4 > bind_limit || slots as u64 * SLOT > buf_limit {
@@ -502,7 +498,7 @@ impl Backend for GpuBackend {
 
     fn upload_dataset(&mut self, data: &Dataset) -> Result<DataHandle> {
         check_dataset_fits(&self.layout, data)?;
-        let limit = self.ctx.limits().max_storage_buffer_binding_size as u64;
+        let limit = self.ctx.limits().max_storage_buffer_binding_size;
         let wpr = data.words_per_row();
         let bytes = (data.n * wpr * 4) as u64;
         if bytes > limit {
