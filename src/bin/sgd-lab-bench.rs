@@ -85,7 +85,7 @@ fn run(args: &Args) -> Result<(), LabError> {
             let median = times[times.len() / 2];
             let steps_per_s = args.steps as f64 / median;
             let (dispatches, submits) = match &backend {
-                AnyBackend::Gpu(g) => (g.dispatches_per_step().to_string(), g.submits_per_call(args.steps).to_string()),
+                AnyBackend::Gpu(g) => (g.dispatches_per_step().to_string(), g.submits_last_call().to_string()),
                 AnyBackend::Cpu(_) => ("–".into(), "–".into()),
             };
             println!(

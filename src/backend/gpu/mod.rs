@@ -1,37 +1,672 @@
-//! TEMPORARY placeholder until the wgpu backend branch is merged (it replaces this file).
-#![allow(missing_docs)]
-use crate::backend::*;
+//! The GPU backend: K MLPs trained side by side in WGSL compute shaders through wgpu (WebGPU in browsers).
+//!
+//! * [`GpuContext`] — adapter, device, queue and the compiled kernels (`shaders/*.wgsl`), built once.
+//! * [`GpuBackend`] — the [`Backend`] implementation: buffers, uniforms and bind groups are created in
+//!   [`GpuBackend::new`] / [`Backend::upload_dataset`]; a training step only records dispatches.
+//! * [`kernels`] — each kernel run alone on given inputs, for the parity tests.
+//!
+//! One SGD step of a net with L layers is `3L + 3` dispatches (see [`GpuBackend::dispatches_per_step`]):
+//! gather, L forward GEMMs, fused softmax-CE + loss/divergence, L weight-gradient GEMMs, L−1
+//! input-gradient GEMMs, one bias-gradient reduction for all layers, one SGD pass over K×P.
+//! [`Backend::train_steps`] records all its steps and submits once; nothing is read back until
+//! [`Backend::read_progress`]. See `docs/gpu-backend.md`.
+
+mod context;
+pub mod kernels;
+mod params;
+
+pub use context::GpuContext;
+
+use crate::backend::cpu::check_dataset_fits;
+use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
 use crate::data::Dataset;
 use crate::error::{LabError, Result};
-use crate::model::Layout;
-#[derive(Clone)]
-pub struct GpuContext;
-impl GpuContext {
-    pub async fn new() -> Result<Self> {
-        Err(LabError::Gpu("the GPU backend is not merged yet".into()))
-    }
+use crate::model::{Layout, MAX_LAYERS};
+use context::{Kernel, Recorder};
+use params::{mode, GatherParams, SgdParams, StepSlot, WorkLayout, HEALTHY, SLOT};
+
+/// Steps recorded per command buffer (all of a call's command buffers go in one submit).
+const STEPS_PER_ENCODER: usize = 256;
+
+/// A data set on the GPU: its words and labels, and the gather uniforms and bind groups that read it.
+struct GpuData {
+    n: usize,
+    dim: usize,
+    words_per_row: usize,
+    format: u32,
+    scale_shift: (f32, f32),
+    words: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    /// Two uniform slots: indexed gather (training) and contiguous gather (evaluation).
+    uniforms: wgpu::Buffer,
+    /// Bind groups for the two slots (rebuilt when the index or slot buffers grow).
+    bind: Option<[wgpu::BindGroup; 2]>,
 }
-pub struct GpuBackend(Layout);
+
+/// Buffers whose size depends on the number of steps (or chunks) of a call; grown, never per step.
+struct Growable {
+    slots: wgpu::Buffer,
+    slots_cap: usize,
+    indices: wgpu::Buffer,
+    indices_cap: usize,
+    losses: wgpu::Buffer,
+    losses_cap: usize,
+    partials: wgpu::Buffer,
+    partials_cap: usize,
+}
+
+/// Static uniform slots in `statics` (each 256 bytes apart).
+mod slot_of {
+    pub const SOFTMAX_TRAIN: usize = 0;
+    pub const SOFTMAX_EVAL: usize = 1;
+    pub const SOFTMAX_GRAD: usize = 2;
+    pub const BIAS: usize = 3;
+    pub const SGD: usize = 4;
+    pub const GEMM0: usize = 5;
+}
+
+/// K models of one layout trained by SGD on the GPU (see the module docs).
+pub struct GpuBackend {
+    ctx: GpuContext,
+    layout: Layout,
+    k: usize,
+    max_batch: usize,
+    work_layout: WorkLayout,
+    threshold: f32,
+    /// Steps since `reset_state` (the divergence step recorded in the flags).
+    step: u32,
+    /// Steps of the last `train_steps` call (what `read_progress` reads).
+    last_steps: usize,
+    /// Rows the static uniforms are currently written for.
+    rows: Option<usize>,
+    last_dispatches: usize,
+    last_submits: usize,
+
+    params: wgpu::Buffer,
+    velocity: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    hyper: wgpu::Buffer,
+    flags: wgpu::Buffer,
+    work: wgpu::Buffer,
+    batch_labels: wgpu::Buffer,
+    row_loss: wgpu::Buffer,
+    row_correct: wgpu::Buffer,
+    statics: wgpu::Buffer,
+    grow: Growable,
+
+    /// GEMM bind groups: forward l, weight-gradient l, input-gradient l (None for l = 0).
+    gemm_fwd: Vec<wgpu::BindGroup>,
+    gemm_dw: Vec<wgpu::BindGroup>,
+    gemm_da: Vec<Option<wgpu::BindGroup>>,
+    bias_bg: wgpu::BindGroup,
+    sgd_bg: wgpu::BindGroup,
+    /// Softmax bind groups for the train, eval and grad slots (rebuilt when step buffers grow).
+    softmax_bg: Vec<wgpu::BindGroup>,
+    datasets: Vec<GpuData>,
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 impl GpuBackend {
-    pub fn new(_: &GpuContext, _: &Layout, _: usize, _: usize) -> Result<Self> {
-        Err(LabError::Gpu("the GPU backend is not merged yet".into()))
+    /// A backend for `k` models of `layout`, batches (and evaluation chunks) of up to `max_batch` rows.
+    /// Refuses, before allocating, sizes beyond the device's limits, naming the limit and a setting that fits.
+    pub fn new(ctx: &GpuContext, layout: &Layout, k: usize, max_batch: usize) -> Result<Self> {
+        if k == 0 || max_batch == 0 {
+            return Err(LabError::Backend(format!("a GPU backend needs K ≥ 1 models and max_batch ≥ 1 (got K = {k}, max_batch = {max_batch})")));
+        }
+        let limits = ctx.limits();
+        let bind_limit = limits.max_storage_buffer_binding_size;
+        let groups_limit = limits.max_compute_workgroups_per_dimension as usize;
+        if layout.layers.len() > MAX_LAYERS {
+            return Err(LabError::Gpu(format!("{} layers exceed the {MAX_LAYERS} the bias kernel's table holds", layout.layers.len())));
+        }
+        if k > groups_limit {
+            return Err(LabError::Gpu(format!("K = {k} models exceed max_compute_workgroups_per_dimension ({groups_limit}); use at most {groups_limit} models per backend")));
+        }
+        let p = layout.params_per_model;
+        let param_bytes = (k * p * 4) as u64;
+        if param_bytes > bind_limit {
+            return Err(LabError::Gpu(format!(
+                "{k} models × {p} parameters need {:.1} MiB, more than max_storage_buffer_binding_size ({:.0} MiB); use at most {} models per backend",
+                mib(param_bytes), mib(bind_limit), (bind_limit / (p as u64 * 4)).max(1)
+            )));
+        }
+        let per_row = WorkLayout::floats_per_row(layout) as u64 * 4 * k as u64;
+        let work_bytes = per_row * max_batch as u64;
+        if work_bytes > bind_limit {
+            let fit = bind_limit / per_row;
+            return Err(LabError::Gpu(format!(
+                "activations and deltas of {k} models × {max_batch} rows need {:.1} MiB, more than max_storage_buffer_binding_size ({:.0} MiB); {}",
+                mib(work_bytes), mib(bind_limit),
+                if fit > 0 { format!("use max_batch ≤ {fit}") } else { "use fewer models or narrower layers".into() }
+            )));
+        }
+        // Every index and offset the shaders compute must fit in u32.
+        let wl = WorkLayout::new(layout, k, max_batch);
+        if wl.total > u32::MAX as usize / 2 {
+            return Err(LabError::Gpu("the work buffer is too large for 32-bit indices; use a smaller max_batch".into()));
+        }
+
+        let nan = f32::NAN.to_bits();
+        let params = ctx.storage("params", param_bytes);
+        let velocity = ctx.storage("velocity", param_bytes);
+        let grads = ctx.storage("grads", param_bytes);
+        // NaN-filled so that any element a kernel fails to write shows up in the parity tests.
+        fill_words(ctx, &grads, k * p, nan);
+        let work = ctx.storage("work (activations + deltas)", wl.total as u64 * 4);
+        fill_words(ctx, &work, wl.total, nan);
+        let hyper = ctx.storage_init("hyper", bytemuck::cast_slice(&vec![Hyper { lr: 0.0, momentum: 0.0, weight_decay: 0.0 }; k]));
+        let flags = ctx.storage_init("divergence flags", bytemuck::cast_slice(&vec![HEALTHY; k]));
+        let batch_labels = ctx.storage("batch labels", (k * max_batch * 4) as u64);
+        let row_loss = ctx.storage("row loss", (k * max_batch * 4) as u64);
+        let row_correct = ctx.storage("row correct", (k * max_batch * 4) as u64);
+        let layers = layout.layers.len();
+        let statics = ctx.uniform("static uniforms", (slot_of::GEMM0 + 3 * layers) as u64 * SLOT);
+        let grow = Growable {
+            slots: ctx.uniform("step slots", SLOT),
+            slots_cap: 1,
+            indices: ctx.storage("indices", 4),
+            indices_cap: 1,
+            losses: ctx.storage("step losses", (k * 4) as u64),
+            losses_cap: k,
+            partials: ctx.storage("eval partials", (2 * k * 4) as u64),
+            partials_cap: 2 * k,
+        };
+
+        let kn = &ctx.kernels;
+        let gemm_bg = |slot: usize| {
+            ctx.bind_group(
+                "gemm",
+                &kn.gemm,
+                &[(&statics, slot as u64 * SLOT, Some(size_of::<params::GemmParams>() as u64)), (&params, 0, None), (&work, 0, None), (&grads, 0, None)],
+            )
+        };
+        let gemm_fwd = (0..layers).map(|l| gemm_bg(slot_of::GEMM0 + l)).collect();
+        let gemm_dw = (0..layers).map(|l| gemm_bg(slot_of::GEMM0 + layers + l)).collect();
+        let gemm_da = (0..layers).map(|l| (l > 0).then(|| gemm_bg(slot_of::GEMM0 + 2 * layers + l))).collect();
+        let bias_bg = ctx.bind_group(
+            "bias grad",
+            &kn.bias,
+            &[(&statics, slot_of::BIAS as u64 * SLOT, Some(size_of::<params::BiasParams>() as u64)), (&work, 0, None), (&grads, 0, None)],
+        );
+        let sgd_bg = ctx.bind_group(
+            "sgd",
+            &kn.sgd,
+            &[(&statics, slot_of::SGD as u64 * SLOT, Some(16)), (&params, 0, None), (&velocity, 0, None), (&grads, 0, None), (&hyper, 0, None), (&flags, 0, None)],
+        );
+        let mut b = GpuBackend {
+            ctx: ctx.clone(),
+            layout: layout.clone(),
+            k,
+            max_batch,
+            work_layout: wl,
+            threshold: DEFAULT_DIVERGENCE_THRESHOLD,
+            step: 0,
+            last_steps: 0,
+            rows: None,
+            last_dispatches: 0,
+            last_submits: 0,
+            params,
+            velocity,
+            grads,
+            hyper,
+            flags,
+            work,
+            batch_labels,
+            row_loss,
+            row_correct,
+            statics,
+            grow,
+            gemm_fwd,
+            gemm_dw,
+            gemm_da,
+            bias_bg,
+            sgd_bg,
+            softmax_bg: Vec::new(),
+            datasets: Vec::new(),
+        };
+        b.rebuild_dynamic_bind_groups();
+        Ok(b)
     }
-    pub fn dispatches_per_step(&self) -> usize { 0 }
-    pub fn submits_per_call(&self, _: usize) -> usize { 0 }
+
+    /// The context this backend runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Compute dispatches one SGD step records: `3L + 3` for L layers (gather, L forward GEMMs, softmax-CE,
+    /// L weight-gradient and L−1 input-gradient GEMMs, bias gradients, SGD). After a `train_steps`
+    /// call this is the count actually recorded divided by its steps.
+    pub fn dispatches_per_step(&self) -> usize {
+        self.last_dispatches.checked_div(self.last_steps).unwrap_or(3 * self.layout.layers.len() + 3)
+    }
+
+    /// Queue submits of the last `train_steps` call (1: all its steps go in one submit).
+    pub fn submits_last_call(&self) -> usize {
+        self.last_submits
+    }
+
+    fn data(&self, h: DataHandle) -> Result<&GpuData> {
+        self.datasets.get(h.0).ok_or_else(|| LabError::Backend(format!("unknown data handle {}", h.0)))
+    }
+
+    /// Rebuilds the bind groups that reference the growable buffers.
+    fn rebuild_dynamic_bind_groups(&mut self) {
+        let ctx = &self.ctx;
+        let g = &self.grow;
+        let sm = size_of::<params::SoftmaxParams>() as u64;
+        self.softmax_bg = [slot_of::SOFTMAX_TRAIN, slot_of::SOFTMAX_EVAL, slot_of::SOFTMAX_GRAD]
+            .iter()
+            .map(|&s| {
+                ctx.bind_group(
+                    "softmax ce",
+                    &ctx.kernels.softmax,
+                    &[
+                        (&self.statics, s as u64 * SLOT, Some(sm)),
+                        (&g.slots, 0, Some(16)),
+                        (&self.work, 0, None),
+                        (&self.batch_labels, 0, None),
+                        (&self.row_loss, 0, None),
+                        (&self.row_correct, 0, None),
+                        (&g.losses, 0, None),
+                        (&self.flags, 0, None),
+                        (&g.partials, 0, None),
+                    ],
+                )
+            })
+            .collect();
+        for d in &mut self.datasets {
+            d.bind = Some(gather_bind_groups(ctx, d, g, &self.work, &self.batch_labels));
+        }
+    }
+
+    /// Grows the step-sized buffers to hold at least the given counts (doubling, so a run of growing
+    /// calls reallocates O(log n) times). Fails with the limit's name when a call is too large.
+    fn ensure_capacity(&mut self, slots: usize, indices: usize, losses: usize, partials: usize) -> Result<()> {
+        let limits = self.ctx.limits();
+        let bind_limit = limits.max_storage_buffer_binding_size;
+        let buf_limit = limits.max_buffer_size;
+        let per_slot_indices = (indices / slots.max(1)).max(1) as u64;
+        if indices as u64 * 4 > bind_limit || slots as u64 * SLOT > buf_limit {
+            let fit = (bind_limit / (4 * per_slot_indices)).min(buf_limit / SLOT);
+            return Err(LabError::Gpu(format!(
+                "{slots} steps in one call need {:.1} MiB of indices and {:.1} MiB of step uniforms, beyond max_storage_buffer_binding_size \
+                 ({:.0} MiB) or max_buffer_size ({:.0} MiB); split the call into chunks of at most {fit} steps",
+                mib(indices as u64 * 4), mib(slots as u64 * SLOT), mib(bind_limit), mib(buf_limit)
+            )));
+        }
+        let grow_to = |need: usize, cap: usize, max: u64, unit: u64| -> Option<usize> {
+            (need > cap).then(|| (need.next_power_of_two() as u64).min(max / unit).max(need as u64) as usize)
+        };
+        let mut changed = false;
+        let ctx = self.ctx.clone();
+        let g = &mut self.grow;
+        if let Some(n) = grow_to(slots, g.slots_cap, buf_limit, SLOT) {
+            g.slots = ctx.uniform("step slots", n as u64 * SLOT);
+            g.slots_cap = n;
+            changed = true;
+        }
+        if let Some(n) = grow_to(indices, g.indices_cap, bind_limit, 4) {
+            g.indices = ctx.storage("indices", n as u64 * 4);
+            g.indices_cap = n;
+            changed = true;
+        }
+        if let Some(n) = grow_to(losses, g.losses_cap, bind_limit, 4) {
+            g.losses = ctx.storage("step losses", n as u64 * 4);
+            g.losses_cap = n;
+            changed = true;
+        }
+        if let Some(n) = grow_to(partials, g.partials_cap, bind_limit, 4) {
+            g.partials = ctx.storage("eval partials", n as u64 * 4);
+            g.partials_cap = n;
+            changed = true;
+        }
+        if changed {
+            self.rebuild_dynamic_bind_groups();
+        }
+        Ok(())
+    }
+
+    /// Writes every static uniform for batches of `rows` rows (only when `rows` changes). Uniform writes
+    /// are ordered before the next submit, so each public operation submits before the rows change again.
+    fn configure(&mut self, rows: usize) {
+        if self.rows == Some(rows) {
+            return;
+        }
+        let (lay, wl, k) = (&self.layout, &self.work_layout, self.k);
+        let p = lay.params_per_model;
+        let layers = lay.layers.len();
+        let mut bytes = vec![0u8; (slot_of::GEMM0 + 3 * layers) * SLOT as usize];
+        let mut put = |slot: usize, data: &[u8]| bytes[slot * SLOT as usize..slot * SLOT as usize + data.len()].copy_from_slice(data);
+        for (s, m) in [(slot_of::SOFTMAX_TRAIN, mode::TRAIN), (slot_of::SOFTMAX_EVAL, mode::EVAL), (slot_of::SOFTMAX_GRAD, mode::GRAD)] {
+            put(s, bytemuck::bytes_of(&params::softmax(lay, wl, k, rows, m, self.threshold)));
+        }
+        put(slot_of::BIAS, bytemuck::bytes_of(&params::bias(lay, wl, k, rows)));
+        put(slot_of::SGD, bytemuck::bytes_of(&SgdParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] }));
+        for (l, lo) in lay.layers.iter().enumerate() {
+            put(slot_of::GEMM0 + l, bytemuck::bytes_of(&params::gemm_forward(lo, p, wl, l, rows, lay.activation_after(l))));
+            put(slot_of::GEMM0 + layers + l, bytemuck::bytes_of(&params::gemm_weight_grad(lo, p, wl, l, rows)));
+            if l > 0 {
+                put(slot_of::GEMM0 + 2 * layers + l, bytemuck::bytes_of(&params::gemm_input_grad(lo, p, wl, l, rows, lay.activation_after(l - 1))));
+            }
+        }
+        self.ctx.queue.write_buffer(&self.statics, 0, &bytes);
+        for d in &self.datasets {
+            write_gather_uniforms(&self.ctx, d, k, rows, self.max_batch, wl.acts[0]);
+        }
+        self.rows = Some(rows);
+    }
+
+    fn gemm_params(&self, slot: usize) -> params::GemmParams {
+        let (lay, wl, rows) = (&self.layout, &self.work_layout, self.rows.expect("configured"));
+        let p = lay.params_per_model;
+        let layers = lay.layers.len();
+        let (kind, l) = ((slot - slot_of::GEMM0) / layers, (slot - slot_of::GEMM0) % layers);
+        let lo = &lay.layers[l];
+        match kind {
+            0 => params::gemm_forward(lo, p, wl, l, rows, lay.activation_after(l)),
+            1 => params::gemm_weight_grad(lo, p, wl, l, rows),
+            _ => params::gemm_input_grad(lo, p, wl, l, rows, lay.activation_after(l - 1)),
+        }
+    }
+
+    fn record_gather(&self, rec: &mut Recorder, data: usize, contiguous: bool, slot: usize, rows: usize) {
+        let d = &self.datasets[data];
+        let bg = &d.bind.as_ref().expect("gather bind groups are built with the data set")[contiguous as usize];
+        rec.flat(&self.ctx.kernels.gather, bg, &[(slot as u64 * SLOT) as u32], self.k * rows * d.dim);
+    }
+
+    fn record_forward(&self, rec: &mut Recorder) {
+        for l in 0..self.layout.layers.len() {
+            let grid = params::gemm_grid(&self.gemm_params(slot_of::GEMM0 + l), self.k);
+            rec.grid(&self.ctx.kernels.gemm, &self.gemm_fwd[l], &[], grid);
+        }
+    }
+
+    fn record_softmax(&self, rec: &mut Recorder, which: usize, slot: usize) {
+        rec.grid(&self.ctx.kernels.softmax, &self.softmax_bg[which], &[(slot as u64 * SLOT) as u32], [self.k as u32, 1, 1]);
+    }
+
+    /// Weight gradients, input gradients (from the last layer down) and all bias gradients into `grads`.
+    fn record_backward(&self, rec: &mut Recorder) {
+        let layers = self.layout.layers.len();
+        let gemm: &Kernel = &self.ctx.kernels.gemm;
+        for l in (0..layers).rev() {
+            rec.grid(gemm, &self.gemm_dw[l], &[], params::gemm_grid(&self.gemm_params(slot_of::GEMM0 + layers + l), self.k));
+            if let Some(bg) = &self.gemm_da[l] {
+                rec.grid(gemm, bg, &[], params::gemm_grid(&self.gemm_params(slot_of::GEMM0 + 2 * layers + l), self.k));
+            }
+        }
+        let biases = self.layout.widths[1..].iter().sum::<usize>();
+        rec.flat(&self.ctx.kernels.bias, &self.bias_bg, &[], self.k * biases);
+    }
+
+    /// Records `steps` passes of `body` into command buffers of at most [`STEPS_PER_ENCODER`] steps each.
+    fn record<F: Fn(&Self, &mut Recorder, usize)>(&self, label: &str, steps: usize, body: F) -> (Vec<wgpu::CommandBuffer>, usize) {
+        let mut buffers = Vec::new();
+        let mut dispatches = 0;
+        let mut s = 0;
+        while s < steps {
+            let end = (s + STEPS_PER_ENCODER).min(steps);
+            let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+            {
+                let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+                let mut rec = Recorder { pass, dispatches: 0 };
+                for i in s..end {
+                    body(self, &mut rec, i);
+                }
+                dispatches += rec.dispatches;
+            }
+            buffers.push(enc.finish());
+            s = end;
+        }
+        (buffers, dispatches)
+    }
+
+    fn write_slots(&self, slots: &[StepSlot]) {
+        self.ctx.queue.write_buffer(&self.grow.slots, 0, &params::slot_bytes(slots));
+    }
 }
+
+/// Fills a buffer with one 32-bit value, 1 MiB at a time (bounded host memory, also in a browser).
+fn fill_words(ctx: &GpuContext, buf: &wgpu::Buffer, words: usize, value: u32) {
+    let chunk = vec![value; words.min(1 << 18)];
+    let mut at = 0;
+    while at < words {
+        let n = (words - at).min(chunk.len());
+        ctx.queue.write_buffer(buf, (at * 4) as u64, bytemuck::cast_slice(&chunk[..n]));
+        at += n;
+    }
+}
+
+fn write_gather_uniforms(ctx: &GpuContext, d: &GpuData, k: usize, rows: usize, mb: usize, x_off: usize) {
+    let mut bytes = vec![0u8; 2 * SLOT as usize];
+    for contiguous in 0..2u32 {
+        let p = GatherParams {
+            k: k as u32,
+            rows: rows as u32,
+            dim: d.dim as u32,
+            words_per_row: d.words_per_row as u32,
+            format: d.format,
+            scale: d.scale_shift.0,
+            shift: d.scale_shift.1,
+            mb: mb as u32,
+            contiguous,
+            x_off: x_off as u32,
+            _pad: [0; 2],
+        };
+        let at = contiguous as usize * SLOT as usize;
+        bytes[at..at + size_of::<GatherParams>()].copy_from_slice(bytemuck::bytes_of(&p));
+    }
+    ctx.queue.write_buffer(&d.uniforms, 0, &bytes);
+}
+
+fn gather_bind_groups(ctx: &GpuContext, d: &GpuData, g: &Growable, work: &wgpu::Buffer, batch_labels: &wgpu::Buffer) -> [wgpu::BindGroup; 2] {
+    let gp = size_of::<GatherParams>() as u64;
+    [0u64, 1].map(|c| {
+        ctx.bind_group(
+            "gather",
+            &ctx.kernels.gather,
+            &[
+                (&d.uniforms, c * SLOT, Some(gp)),
+                (&g.slots, 0, Some(16)),
+                (&d.words, 0, None),
+                (&d.labels, 0, None),
+                (&g.indices, 0, None),
+                (work, 0, None),
+                (batch_labels, 0, None),
+            ],
+        )
+    })
+}
+
 impl Backend for GpuBackend {
-    fn describe(&self) -> String { unreachable!() }
-    fn layout(&self) -> &Layout { &self.0 }
-    fn models(&self) -> usize { unreachable!() }
-    fn max_batch(&self) -> usize { unreachable!() }
-    fn upload_dataset(&mut self, _: &Dataset) -> Result<DataHandle> { unreachable!() }
-    fn write_params(&mut self, _: &[f32]) -> Result<()> { unreachable!() }
-    fn write_hyper(&mut self, _: &[Hyper]) -> Result<()> { unreachable!() }
-    fn set_divergence_threshold(&mut self, _: f32) { unreachable!() }
-    fn reset_state(&mut self) { unreachable!() }
-    fn train_steps(&mut self, _: DataHandle, _: &[u32], _: usize) -> Result<()> { unreachable!() }
-    async fn read_progress(&mut self) -> Result<Progress> { unreachable!() }
-    async fn read_params(&mut self) -> Result<Vec<f32>> { unreachable!() }
-    async fn evaluate(&mut self, _: DataHandle, _: usize, _: usize) -> Result<Vec<EvalMetrics>> { unreachable!() }
-    async fn gradients(&mut self, _: DataHandle, _: &[u32], _: usize) -> Result<Gradients> { unreachable!() }
+    fn describe(&self) -> String {
+        self.ctx.describe()
+    }
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    fn models(&self) -> usize {
+        self.k
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn upload_dataset(&mut self, data: &Dataset) -> Result<DataHandle> {
+        check_dataset_fits(&self.layout, data)?;
+        let limit = self.ctx.limits().max_storage_buffer_binding_size;
+        let wpr = data.words_per_row();
+        let bytes = (data.n * wpr * 4) as u64;
+        if bytes > limit {
+            let fit = limit / (wpr as u64 * 4);
+            return Err(LabError::Gpu(format!(
+                "data set '{}' needs {:.1} MiB on the GPU, more than max_storage_buffer_binding_size ({:.0} MiB); {}use a subset of at most {fit} examples",
+                data.name, mib(bytes), mib(limit),
+                if data.format() == crate::data::format::F32 { "store the features as u8 (4× smaller) or " } else { "" }
+            )));
+        }
+        if data.n * wpr > u32::MAX as usize / 2 {
+            return Err(LabError::Gpu(format!("data set '{}' is too large for 32-bit indices", data.name)));
+        }
+        let ctx = &self.ctx;
+        let mut d = GpuData {
+            n: data.n,
+            dim: data.dim,
+            words_per_row: wpr,
+            format: data.format(),
+            scale_shift: data.scale_shift(),
+            words: ctx.storage_init("data words", bytemuck::cast_slice(&data.gpu_words())),
+            labels: ctx.storage_init("data labels", bytemuck::cast_slice(&data.labels)),
+            uniforms: ctx.uniform("gather uniforms", 2 * SLOT),
+            bind: None,
+        };
+        d.bind = Some(gather_bind_groups(ctx, &d, &self.grow, &self.work, &self.batch_labels));
+        if let Some(rows) = self.rows {
+            write_gather_uniforms(ctx, &d, self.k, rows, self.max_batch, self.work_layout.acts[0]);
+        }
+        self.datasets.push(d);
+        Ok(DataHandle(self.datasets.len() - 1))
+    }
+
+    fn write_params(&mut self, params: &[f32]) -> Result<()> {
+        let want = self.k * self.layout.params_per_model;
+        if params.len() != want {
+            return Err(LabError::Backend(format!("expected {want} parameters (K × P), got {}", params.len())));
+        }
+        self.ctx.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+        Ok(())
+    }
+
+    fn write_hyper(&mut self, hyper: &[Hyper]) -> Result<()> {
+        if hyper.len() != self.k {
+            return Err(LabError::Backend(format!("expected {} hyper-parameter sets (one per model), got {}", self.k, hyper.len())));
+        }
+        self.ctx.queue.write_buffer(&self.hyper, 0, bytemuck::cast_slice(hyper));
+        Ok(())
+    }
+
+    fn set_divergence_threshold(&mut self, threshold: f32) {
+        self.threshold = threshold;
+        self.rows = None; // the threshold lives in the softmax uniforms: rewrite them before the next use
+    }
+
+    fn reset_state(&mut self) {
+        fill_words(&self.ctx, &self.velocity, self.k * self.layout.params_per_model, 0);
+        fill_words(&self.ctx, &self.flags, self.k, HEALTHY);
+        self.step = 0;
+    }
+
+    fn train_steps(&mut self, h: DataHandle, indices: &[u32], batch: usize) -> Result<()> {
+        let n = self.data(h)?.n;
+        let steps = check_indices(indices, self.k, batch, self.max_batch, n)?;
+        if self.step as u64 + steps as u64 >= HEALTHY as u64 {
+            return Err(LabError::Backend("the step counter would overflow; call reset_state".into()));
+        }
+        let partials = self.grow.partials_cap;
+        self.ensure_capacity(steps, indices.len(), steps * self.k, partials)?;
+        self.ctx.queue.write_buffer(&self.grow.indices, 0, bytemuck::cast_slice(indices));
+        let slots: Vec<StepSlot> = (0..steps).map(|s| StepSlot { step_local: s as u32, step_global: self.step + s as u32, base: 0, _pad: 0 }).collect();
+        self.write_slots(&slots);
+        self.configure(batch);
+        let (buffers, dispatches) = self.record("train steps", steps, |b, rec, s| {
+            b.record_gather(rec, h.0, false, s, batch);
+            b.record_forward(rec);
+            b.record_softmax(rec, 0, s);
+            b.record_backward(rec);
+            rec.flat(&b.ctx.kernels.sgd, &b.sgd_bg, &[], b.k * b.layout.params_per_model);
+        });
+        self.ctx.queue.submit(buffers);
+        self.step += steps as u32;
+        self.last_steps = steps;
+        self.last_dispatches = dispatches;
+        self.last_submits = 1;
+        Ok(())
+    }
+
+    async fn read_progress(&mut self) -> Result<Progress> {
+        let k = self.k;
+        let bytes = (self.last_steps * k * 4) as u64;
+        let out = self.ctx.read_back(&[(&self.grow.losses, 0, bytes), (&self.flags, 0, (k * 4) as u64)]).await?;
+        let losses = bytemuck::cast_slice::<u8, u32>(&out[0]).iter().map(|&b| f32::from_bits(b)).collect();
+        let diverged_at = bytemuck::cast_slice::<u8, u32>(&out[1]).iter().map(|&f| (f != HEALTHY).then_some(f)).collect();
+        Ok(Progress { losses, diverged_at })
+    }
+
+    async fn read_params(&mut self) -> Result<Vec<f32>> {
+        let bytes = (self.k * self.layout.params_per_model * 4) as u64;
+        let out = self.ctx.read_back(&[(&self.params, 0, bytes)]).await?;
+        Ok(bytemuck::cast_slice(&out[0]).to_vec())
+    }
+
+    async fn evaluate(&mut self, h: DataHandle, start: usize, count: usize) -> Result<Vec<EvalMetrics>> {
+        let n = self.data(h)?.n;
+        if count == 0 || start + count > n {
+            return Err(LabError::Backend(format!("evaluation range {start}..{} is empty or beyond the {n} examples", start + count)));
+        }
+        let (k, mb) = (self.k, self.max_batch);
+        let chunks = count.div_ceil(mb);
+        let (indices, losses) = (self.grow.indices_cap, self.grow.losses_cap);
+        self.ensure_capacity(chunks, indices, losses, 2 * k * chunks)?;
+        let slots: Vec<StepSlot> = (0..chunks).map(|c| StepSlot { step_local: c as u32, step_global: 0, base: (start + c * mb) as u32, _pad: 0 }).collect();
+        self.write_slots(&slots);
+        // Full chunks with the uniforms for mb rows, then the remainder with its own (one submit each).
+        let full = count / mb;
+        let eval = |b: &Self, rec: &mut Recorder, c: usize, rows: usize| {
+            b.record_gather(rec, h.0, true, c, rows);
+            b.record_forward(rec);
+            b.record_softmax(rec, 1, c);
+        };
+        if full > 0 {
+            self.configure(mb);
+            let (bufs, _) = self.record("evaluate", full, |b, rec, c| eval(b, rec, c, mb));
+            self.ctx.queue.submit(bufs);
+        }
+        let rest = count - full * mb;
+        if rest > 0 {
+            self.configure(rest);
+            let (bufs, _) = self.record("evaluate (last chunk)", 1, |b, rec, _| eval(b, rec, full, rest));
+            self.ctx.queue.submit(bufs);
+        }
+        let out = self.ctx.read_back(&[(&self.grow.partials, 0, (2 * k * chunks * 4) as u64)]).await?;
+        let words: &[u32] = bytemuck::cast_slice(&out[0]);
+        let mut loss = vec![0f64; k];
+        let mut correct = vec![0u64; k];
+        for c in 0..chunks {
+            for m in 0..k {
+                let at = 2 * (c * k + m);
+                loss[m] += f32::from_bits(words[at]) as f64;
+                correct[m] += words[at + 1] as u64;
+            }
+        }
+        Ok((0..k).map(|m| EvalMetrics { loss: loss[m] / count as f64, accuracy: correct[m] as f64 / count as f64 }).collect())
+    }
+
+    async fn gradients(&mut self, h: DataHandle, indices: &[u32], batch: usize) -> Result<Gradients> {
+        let n = self.data(h)?.n;
+        let steps = check_indices(indices, self.k, batch, self.max_batch, n)?;
+        if steps != 1 {
+            return Err(LabError::Backend(format!("gradients take one batch per model ({} indices), got {}", self.k * batch, indices.len())));
+        }
+        let (k, p) = (self.k, self.layout.params_per_model);
+        let (losses, partials) = (self.grow.losses_cap, self.grow.partials_cap);
+        self.ensure_capacity(1, indices.len(), losses, partials.max(2 * k))?;
+        self.ctx.queue.write_buffer(&self.grow.indices, 0, bytemuck::cast_slice(indices));
+        self.write_slots(&[StepSlot { step_local: 0, step_global: self.step, base: 0, _pad: 0 }]);
+        self.configure(batch);
+        let (bufs, _) = self.record("gradients", 1, |b, rec, _| {
+            b.record_gather(rec, h.0, false, 0, batch);
+            b.record_forward(rec);
+            b.record_softmax(rec, 2, 0);
+            b.record_backward(rec);
+        });
+        self.ctx.queue.submit(bufs);
+        let out = self.ctx.read_back(&[(&self.grads, 0, (k * p * 4) as u64), (&self.grow.partials, 0, (2 * k * 4) as u64)]).await?;
+        let words: &[u32] = bytemuck::cast_slice(&out[1]);
+        let losses = (0..k).map(|m| (f32::from_bits(words[2 * m]) as f64 / batch as f64) as f32).collect();
+        Ok(Gradients { losses, grads: bytemuck::cast_slice(&out[0]).to_vec() })
+    }
 }

@@ -1,0 +1,135 @@
+// gemm.wgsl — ONE batched, strided GEMM for every matrix product of the MLP.
+//
+// Why: a layer needs three products (forward A·Wᵀ, input gradient δ·W, weight gradient δᵀ·A). Addressing
+// every operand as `base + model*model_stride + i*row_stride + k*col_stride` lets one kernel do all three
+// (a transpose is just swapped strides), for K models at once (workgroup_id.z = model).
+//
+// C[m] (M×N) = epilogue(A[m] (M×K) · B[m] (K×N))
+//   epilogue 0: store                                    (weight gradient δᵀ·A → grads)
+//   epilogue 1: act(acc + bias[n])                       (forward; bias in `params` at aux_base)
+//   epilogue 2: acc * act'(a), a = stored layer output   (input gradient; `a` in `work` at aux_base,
+//               addressed with C's row/column strides)   relu: a>0, tanh: 1−a², linear: 1
+//
+// Bindings (group 0):
+//   0 uniform GemmParams   shapes, strides, epilogue, operand buffers
+//   1 storage read  params (K×P)          B when b_src = 0, bias
+//   2 storage rw    work (acts + deltas)  A always; B when b_src = 1; C when c_dst = 0; stored outputs
+//   3 storage rw    grads (K×P)           C when c_dst = 1
+// Dispatch: (ceil(N/64), ceil(M/64), K) workgroups of 16×16 threads. Each workgroup computes a 64×64 tile
+// of C, each thread a 4×4 register block (rows lid.y+16r, columns lid.x+16c, so stores coalesce); K is
+// walked in slices of 16 staged in workgroup memory (2 × 4 KiB). Out-of-range loads read 0 and
+// out-of-range stores are skipped, so any M, N, K ≥ 1 works. The k-sum runs in a fixed order: results are
+// deterministic and independent of the other models in the batch.
+
+struct GemmParams {
+    m: u32, n: u32, k: u32,
+    a_base: u32, a_ms: u32, a_rs: u32, a_cs: u32,
+    b_base: u32, b_ms: u32, b_rs: u32, b_cs: u32,
+    c_base: u32, c_ms: u32, c_rs: u32, c_cs: u32,
+    aux_base: u32, aux_ms: u32,
+    epilogue: u32, act: u32, b_src: u32, c_dst: u32,
+    _pad0: u32, _pad1: u32, _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> g: GemmParams;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> work: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grads: array<f32>;
+
+const TILE: u32 = 64u;
+const BK: u32 = 16u;
+
+var<workgroup> a_tile: array<f32, 1024>; // [kk][i], 16 × 64
+var<workgroup> b_tile: array<f32, 1024>; // [kk][j], 16 × 64
+
+// tanh without overflow: (1 − e^{−2|z|}) / (1 + e^{−2|z|}) never divides inf by inf.
+fn stable_tanh(z: f32) -> f32 {
+    let t = exp(-2.0 * abs(z));
+    return sign(z) * (1.0 - t) / (1.0 + t);
+}
+
+fn activate(z: f32, act: u32) -> f32 {
+    if (act == 1u) { return max(z, 0.0); }
+    if (act == 2u) { return stable_tanh(z); }
+    return z;
+}
+
+// act'(z) written through the stored output a = act(z).
+fn slope(a: f32, act: u32) -> f32 {
+    if (act == 1u) { return select(0.0, 1.0, a > 0.0); }
+    if (act == 2u) { return 1.0 - a * a; }
+    return 1.0;
+}
+
+fn load_b(i: u32) -> f32 {
+    if (g.b_src == 0u) { return params[i]; }
+    return work[i];
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let model = wg.z;
+    let row0 = wg.y * TILE;
+    let col0 = wg.x * TILE;
+    let t = lid.y * 16u + lid.x;
+    let a_m = g.a_base + model * g.a_ms;
+    let b_m = g.b_base + model * g.b_ms;
+
+    var acc: array<f32, 16>;
+    for (var e = 0u; e < 16u; e += 1u) { acc[e] = 0.0; }
+
+    for (var k0 = 0u; k0 < g.k; k0 += BK) {
+        for (var e = 0u; e < 4u; e += 1u) {
+            let idx = t + e * 256u;
+            // A tile: consecutive threads walk k first (A is often k-contiguous).
+            let ai = idx / BK;
+            let ak = idx % BK;
+            var av = 0.0;
+            if (row0 + ai < g.m && k0 + ak < g.k) {
+                av = work[a_m + (row0 + ai) * g.a_rs + (k0 + ak) * g.a_cs];
+            }
+            a_tile[ak * TILE + ai] = av;
+            // B tile: consecutive threads walk columns.
+            let bk = idx / TILE;
+            let bj = idx % TILE;
+            var bv = 0.0;
+            if (k0 + bk < g.k && col0 + bj < g.n) {
+                bv = load_b(b_m + (k0 + bk) * g.b_rs + (col0 + bj) * g.b_cs);
+            }
+            b_tile[bk * TILE + bj] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk += 1u) {
+            var a: array<f32, 4>;
+            var b: array<f32, 4>;
+            for (var r = 0u; r < 4u; r += 1u) {
+                a[r] = a_tile[kk * TILE + lid.y + 16u * r];
+                b[r] = b_tile[kk * TILE + lid.x + 16u * r];
+            }
+            for (var r = 0u; r < 4u; r += 1u) {
+                for (var c = 0u; c < 4u; c += 1u) {
+                    acc[r * 4u + c] = acc[r * 4u + c] + a[r] * b[c];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var r = 0u; r < 4u; r += 1u) {
+        let i = row0 + lid.y + 16u * r;
+        for (var c = 0u; c < 4u; c += 1u) {
+            let j = col0 + lid.x + 16u * c;
+            if (i < g.m && j < g.n) {
+                var v = acc[r * 4u + c];
+                let within = i * g.c_rs + j * g.c_cs;
+                if (g.epilogue == 1u) {
+                    v = activate(v + params[g.aux_base + model * g.aux_ms + j], g.act);
+                } else if (g.epilogue == 2u) {
+                    v = v * slope(work[g.aux_base + model * g.aux_ms + within], g.act);
+                }
+                let ci = g.c_base + model * g.c_ms + within;
+                if (g.c_dst == 0u) { work[ci] = v; } else { grads[ci] = v; }
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The device context: adapter, device, queue and the compiled kernels, built once and shared.
+
+use crate::error::{LabError, Result};
+
+/// How a kernel binds one resource; must match the `@binding` declarations of its WGSL file
+/// (a mismatch is a pipeline-creation error that names the file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bind {
+    /// `var<uniform>` at a fixed offset.
+    Uniform,
+    /// `var<uniform>` with a dynamic offset (the per-step slot).
+    UniformDyn,
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+}
+
+use Bind::*;
+
+/// One compute pipeline and its bind-group layout.
+#[derive(Clone, Debug)]
+pub(crate) struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub binds: &'static [Bind],
+}
+
+/// Every kernel of the lab, compiled once per context.
+#[derive(Clone, Debug)]
+pub(crate) struct Kernels {
+    pub gather: Kernel,
+    pub gemm: Kernel,
+    pub softmax: Kernel,
+    pub bias: Kernel,
+    pub sgd: Kernel,
+}
+
+/// The WGSL sources with their bindings, in the order the kernels are built.
+const SOURCES: [(&str, &str, &[Bind]); 5] = [
+    ("gather.wgsl", include_str!("../../../shaders/gather.wgsl"), &[Uniform, UniformDyn, Read, Read, Read, ReadWrite, ReadWrite]),
+    ("gemm.wgsl", include_str!("../../../shaders/gemm.wgsl"), &[Uniform, Read, ReadWrite, ReadWrite]),
+    ("softmax_ce.wgsl", include_str!("../../../shaders/softmax_ce.wgsl"), &[Uniform, UniformDyn, ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite]),
+    ("bias_grad.wgsl", include_str!("../../../shaders/bias_grad.wgsl"), &[Uniform, Read, ReadWrite]),
+    ("sgd.wgsl", include_str!("../../../shaders/sgd.wgsl"), &[Uniform, ReadWrite, ReadWrite, Read, Read, Read]),
+];
+
+/// A wgpu instance, adapter, device and queue with the lab's kernels compiled: create it once
+/// and pass `&GpuContext` to everything that touches the GPU. Cloning is cheap (handles are shared).
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) kernels: Kernels,
+    info: wgpu::AdapterInfo,
+    // Kept so the adapter (and on some platforms the instance) outlives the device.
+    _adapter: wgpu::Adapter,
+    _instance: wgpu::Instance,
+}
+
+impl GpuContext {
+    /// Requests an adapter and a device with WebGPU's **default limits** (the lab's portability
+    /// contract: what runs here runs in any WebGPU browser), then compiles every kernel inside an
+    /// error scope so that a WGSL or layout error names its file.
+    pub async fn new() -> Result<GpuContext> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| {
+                LabError::Gpu(format!(
+                    "no GPU adapter found ({e}); in a browser enable WebGPU (chrome://flags, or --enable-unsafe-webgpu), \
+                     natively install a Vulkan/Metal/DX12 driver (e.g. mesa-vulkan-drivers for the lavapipe software GPU), \
+                     or use the CPU backend"
+                ))
+            })?;
+        let info = adapter.get_info();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("sgd-lab"),
+                required_features: wgpu::Features::empty(),
+                required_limits: wgpu::Limits::default(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| {
+                LabError::Gpu(format!(
+                    "adapter '{}' cannot provide WebGPU's default limits ({e}); the lab needs them (8 storage buffers per stage, \
+                     256 invocations per workgroup, 16 KiB workgroup memory); use the CPU backend",
+                    info.name
+                ))
+            })?;
+        let mut built = Vec::with_capacity(SOURCES.len());
+        for (file, src, binds) in SOURCES {
+            built.push(build_kernel(&device, file, src, binds).await?);
+        }
+        let mut it = built.into_iter();
+        let mut next = || it.next().expect("one kernel per source");
+        let kernels = Kernels { gather: next(), gemm: next(), softmax: next(), bias: next(), sgd: next() };
+        Ok(GpuContext { device, queue, kernels, info, _adapter: adapter, _instance: instance })
+    }
+
+    /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// Adapter name and graphics API, e.g. `"GPU: llvmpipe (Vulkan)"`.
+    pub fn describe(&self) -> String {
+        format!("GPU: {} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// The limits the device was created with (WebGPU's defaults).
+    pub fn limits(&self) -> wgpu::Limits {
+        self.device.limits()
+    }
+
+    /// A storage buffer of `bytes` bytes (at least 4) usable as a copy source and destination.
+    pub(crate) fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer holding `contents` (padded to at least 4 bytes).
+    pub(crate) fn storage_init(&self, label: &str, contents: &[u8]) -> wgpu::Buffer {
+        let b = self.storage(label, contents.len() as u64);
+        if !contents.is_empty() {
+            self.queue.write_buffer(&b, 0, contents);
+        }
+        b
+    }
+
+    /// A uniform buffer of `bytes` bytes, written with `queue.write_buffer`.
+    pub(crate) fn uniform(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(16),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Builds a bind group for `kernel` from one buffer range per binding, in binding order.
+    /// `ranges[i] = (buffer, offset, size)`; `size = None` binds to the end of the buffer.
+    pub(crate) fn bind_group(&self, label: &str, kernel: &Kernel, ranges: &[(&wgpu::Buffer, u64, Option<u64>)]) -> wgpu::BindGroup {
+        assert_eq!(ranges.len(), kernel.binds.len(), "{label}: one buffer per binding");
+        let entries: Vec<wgpu::BindGroupEntry> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, &(buffer, offset, size))| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size: size.and_then(wgpu::BufferSize::new) }),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &kernel.layout, entries: &entries })
+    }
+
+    /// Copies the given `(buffer, offset, bytes)` ranges into one staging buffer, submits, waits for the
+    /// mapping (polling the device natively, awaiting the browser on wasm) and returns each range's bytes.
+    /// This is the only way results leave the GPU: one call is one readback.
+    pub(crate) async fn read_back(&self, parts: &[(&wgpu::Buffer, u64, u64)]) -> Result<Vec<Vec<u8>>> {
+        let total: u64 = parts.iter().map(|p| p.2.next_multiple_of(4)).sum();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback staging"),
+            size: total.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let mut at = 0;
+        for &(buf, off, size) in parts {
+            if size > 0 {
+                enc.copy_buffer_to_buffer(buf, off, &staging, at, size.next_multiple_of(4));
+            }
+            at += size.next_multiple_of(4);
+        }
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| LabError::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        rx.await
+            .map_err(|_| LabError::Gpu("the GPU dropped a readback (device lost?)".into()))?
+            .map_err(|e| LabError::Gpu(format!("mapping a readback buffer failed: {e}")))?;
+        let out = {
+            let view = staging.slice(..).get_mapped_range().map_err(|e| LabError::Gpu(format!("reading a mapped buffer failed: {e}")))?;
+            let mut out = Vec::with_capacity(parts.len());
+            let mut at = 0usize;
+            for &(_, _, size) in parts {
+                out.push(view[at..at + size as usize].to_vec());
+                at += size.next_multiple_of(4) as usize;
+            }
+            out
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, binds: &'static [Bind]) -> Result<Kernel> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(src.into()) });
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match b {
+                    Uniform | UniformDyn => wgpu::BufferBindingType::Uniform,
+                    Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: *b == UniformDyn,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(file), entries: &entries });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(file),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(file),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    if let Some(e) = scope.pop().await {
+        return Err(LabError::Gpu(format!("shaders/{file} failed to compile or does not match its bindings: {e}")));
+    }
+    Ok(Kernel { pipeline, layout, binds })
+}
+
+/// Records dispatches of the lab's kernels into a compute pass, counting them.
+pub(crate) struct Recorder<'p> {
+    pub pass: wgpu::ComputePass<'p>,
+    pub dispatches: usize,
+}
+
+impl Recorder<'_> {
+    /// Dispatches `kernel` with `bg` over an explicit grid.
+    pub fn grid(&mut self, kernel: &Kernel, bg: &wgpu::BindGroup, offsets: &[u32], grid: [u32; 3]) {
+        self.pass.set_pipeline(&kernel.pipeline);
+        self.pass.set_bind_group(0, bg, offsets);
+        self.pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        self.dispatches += 1;
+    }
+
+    /// Dispatches one thread per item (`items` threads in workgroups of 256), flattened over x and y
+    /// because a grid dimension is limited to 65535 workgroups. The kernel rebuilds the index as
+    /// `(wg.y * num_workgroups.x + wg.x) * 256 + local_index` and skips indices ≥ items.
+    pub fn flat(&mut self, kernel: &Kernel, bg: &wgpu::BindGroup, offsets: &[u32], items: usize) {
+        self.grid(kernel, bg, offsets, flat_grid(items));
+    }
+}
+
+/// The `(x, y, 1)` grid covering `items` threads in workgroups of 256.
+pub(crate) fn flat_grid(items: usize) -> [u32; 3] {
+    let groups = items.div_ceil(256).max(1);
+    let x = groups.min(65535);
+    [x as u32, groups.div_ceil(x) as u32, 1]
+}
