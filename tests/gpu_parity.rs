@@ -247,7 +247,7 @@ async fn sgd_applies_momentum_and_weight_decay_per_model_and_skips_diverged_mode
     let g64: Vec<f64> = grads.iter().map(|&v| v as f64).collect();
     for (m, &h) in hyper.iter().enumerate().take(3) {
         let r = m * p..(m + 1) * p;
-        cpu::sgd_update(&mut want_p[r.clone()], &g64[r.clone()], &mut want_v[r], h);
+        cpu::sgd_update(&mut want_p[r.clone()], &g64[r.clone()], &mut want_v[r], h.lr as f64, h.momentum as f64, h.weight_decay as f64);
     }
     assert_close(&new_p, &want_p, Tolerance::f32_kernel(), "parameters after one step");
     assert_close(&new_v, &want_v, Tolerance::f32_kernel(), "momentum after one step");
