@@ -220,9 +220,9 @@ pub fn loss_and_accuracy<T: Real>(layout: &Layout, params: &[T], x: &[T], labels
     (loss / T::from(rows).expect("rows"), correct as f64 / rows as f64)
 }
 
-/// One SGD step in PyTorch's convention: `g = grad + wd·θ; v ← μ·v + g; θ ← θ − η·v`.
-pub fn sgd_update<T: Real>(params: &mut [T], grads: &[T], velocity: &mut [T], hyper: Hyper) {
-    let (lr, mu, wd) = (T::from_f32(hyper.lr), T::from_f32(hyper.momentum), T::from_f32(hyper.weight_decay));
+/// One SGD step in PyTorch's convention: `g = grad + wd·θ; v ← μ·v + g; θ ← θ − η·v`
+/// (`v` starts at zero, so the first step has `v = g`, as PyTorch's buffer initialisation).
+pub fn sgd_update<T: Real>(params: &mut [T], grads: &[T], velocity: &mut [T], lr: T, mu: T, wd: T) {
     for i in 0..params.len() {
         let g = grads[i] + wd * params[i];
         velocity[i] = mu * velocity[i] + g;
@@ -398,7 +398,9 @@ impl<T: Real> Backend for CpuBackend<T> {
                     continue;
                 }
                 let range = m * p..(m + 1) * p;
-                sgd_update(&mut self.params[range.clone()], &self.grads, &mut self.velocity[range], self.hyper[m]);
+                let h = self.hyper[m];
+                let (lr, mu, wd) = (T::from_f32(h.lr), T::from_f32(h.momentum), T::from_f32(h.weight_decay));
+                sgd_update(&mut self.params[range.clone()], &self.grads, &mut self.velocity[range], lr, mu, wd);
             }
             self.step += 1;
         }

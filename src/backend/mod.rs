@@ -17,6 +17,7 @@
 
 #![allow(async_fn_in_trait)]
 
+pub mod any;
 pub mod cpu;
 pub mod gpu;
 

@@ -1,1 +1,122 @@
-fn main() {}
+//! `sgd-lab`: the native command-line face of the lab.
+//!
+//! `sgd-lab train --config run.json --backend cpu|gpu|auto --out DIR` trains the config's K models and
+//! writes into DIR: `config.json` (the validated config), `metrics.jsonl` (one event per line),
+//! `params_initial.safetensors`, `params_final.safetensors` and `batches.safetensors` (the trace).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use sgd_lab::backend::any::{make_backend, BackendChoice};
+use sgd_lab::backend::Backend;
+use sgd_lab::train::trace::{batches_to_safetensors, params_to_safetensors};
+use sgd_lab::train::{Event, TrainConfig, Trainer};
+use sgd_lab::LabError;
+
+#[derive(Parser)]
+#[command(name = "sgd-lab", version, about = "Reproduce 'Three Factors Influencing Minima in SGD' on your GPU or CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the K models of a config and write metrics and the trace.
+    Train {
+        /// The run's JSON config (see README for the fields).
+        #[arg(long)]
+        config: PathBuf,
+        /// Which engine runs the kernels.
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print no progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// The f32 CPU backend.
+    Cpu,
+    /// The wgpu backend; fails if no GPU adapter is found.
+    Gpu,
+    /// The GPU if one is found, else the CPU (the reason is printed).
+    Auto,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train { config, backend, out, quiet } => train(&config, backend, &out, quiet),
+    };
+    if let Err(e) = result {
+        eprintln!("sgd-lab: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn train(config_path: &Path, backend: BackendArg, out: &Path, quiet: bool) -> Result<(), LabError> {
+    let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
+    let config = TrainConfig::from_json(&text)?;
+    let choice = match backend {
+        BackendArg::Cpu => BackendChoice::Cpu,
+        BackendArg::Gpu => BackendChoice::Gpu,
+        BackendArg::Auto => BackendChoice::Auto,
+    };
+    let (engine, fallback_reason) = pollster::block_on(make_backend(&config.model.layout(), config.models.len(), config.batch_size, choice))?;
+    if let Some(why) = fallback_reason {
+        eprintln!("sgd-lab: using the CPU backend: {why}");
+    }
+    fs::create_dir_all(out).map_err(|e| LabError::Io(format!("cannot create {}: {e}", out.display())))?;
+    let write = |name: &str, bytes: &[u8]| -> Result<(), LabError> {
+        let p = out.join(name);
+        fs::write(&p, bytes).map_err(|e| LabError::Io(format!("cannot write {}: {e}", p.display())))
+    };
+    let config_json = config.to_json();
+    write("config.json", config_json.as_bytes())?;
+    let layout = config.model.layout();
+    let (k, batch, steps) = (config.models.len(), config.batch_size, config.steps);
+
+    let mut trainer = Trainer::new(config, engine)?;
+    write("params_initial.safetensors", &params_to_safetensors(&layout, &trainer.trace().initial_params, Some(&config_json))?)?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = fs::File::create(&metrics_path).map_err(|e| LabError::Io(format!("cannot create {}: {e}", metrics_path.display())))?;
+
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(steps as u64) };
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  {msg}  eta {eta}").expect("template"));
+    while !trainer.is_done() {
+        for event in pollster::block_on(trainer.run_chunk())? {
+            let line = serde_json::to_string(&event).expect("events serialise");
+            writeln!(metrics, "{line}").map_err(|e| LabError::Io(format!("cannot write {}: {e}", metrics_path.display())))?;
+            match &event {
+                Event::Started { backend, .. } => bar.println(format!("backend: {backend}")),
+                Event::Steps { first_step, losses } => {
+                    let n = losses.first().map_or(0, Vec::len);
+                    bar.set_position((first_step + n) as u64);
+                    let mean: Vec<String> = losses.iter().map(|l| format!("{:.3}", l.iter().sum::<f32>() / n.max(1) as f32)).collect();
+                    bar.set_message(format!("loss {}", mean.join(" ")));
+                }
+                Event::Diverged { model, step } => bar.println(format!("model {model} diverged at step {step}")),
+                Event::Eval { step, train } | Event::Finished { steps: step, train } => {
+                    let s: Vec<String> = train.iter().map(|m| format!("{:.4}/{:.1}%", m.loss, 100.0 * m.accuracy)).collect();
+                    bar.println(format!("step {step}: train loss/acc {}", s.join("  ")));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let final_params = pollster::block_on(trainer.backend_mut().read_params())?;
+    write("params_final.safetensors", &params_to_safetensors(&layout, &final_params, Some(&config_json))?)?;
+    write("batches.safetensors", &batches_to_safetensors(&trainer.trace().batches, k, batch)?)?;
+    eprintln!("sgd-lab: wrote {}", out.display());
+    Ok(())
+}

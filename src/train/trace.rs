@@ -1,0 +1,153 @@
+//! A training run's trace: initial and final parameters as safetensors, and the exact mini-batch
+//! indices of every step, so any run can be replayed elsewhere (PyTorch, JAX, or this lab).
+//!
+//! Parameter files hold one tensor per layer and kind, stacked over the K models:
+//! `layers.{l}.weight` with shape `[K, out, in]` and `layers.{l}.bias` with shape `[K, out]` (f32),
+//! plus metadata `layout` (JSON of [`Layout`]) and, when known, `config` (the run's JSON).
+//! The batch file holds `indices`, u32 of shape `[steps, K, B]`.
+
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{LabError, Result};
+use crate::model::Layout;
+
+/// Serialises K models' parameters (`K × P`, the flat layout) to safetensors bytes.
+pub fn params_to_safetensors(layout: &Layout, params: &[f32], config_json: Option<&str>) -> Result<Vec<u8>> {
+    let p = layout.params_per_model;
+    if p == 0 || params.len() % p != 0 {
+        return Err(LabError::Backend(format!("{} values is not a whole number of models of {p} parameters", params.len())));
+    }
+    let k = params.len() / p;
+    let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (l, lo) in layout.layers.iter().enumerate() {
+        let mut w = Vec::with_capacity(k * lo.fan_in * lo.fan_out * 4);
+        let mut b = Vec::with_capacity(k * lo.fan_out * 4);
+        for m in 0..k {
+            let base = m * p;
+            for v in &params[base + lo.w..base + lo.w + lo.fan_in * lo.fan_out] {
+                w.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in &params[base + lo.b..base + lo.b + lo.fan_out] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        blobs.push((format!("layers.{l}.weight"), vec![k, lo.fan_out, lo.fan_in], w));
+        blobs.push((format!("layers.{l}.bias"), vec![k, lo.fan_out], b));
+    }
+    let views: Vec<(String, TensorView)> = blobs
+        .iter()
+        .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(st_err)?)))
+        .collect::<Result<_>>()?;
+    let mut meta = HashMap::new();
+    meta.insert("layout".to_string(), serde_json::to_string(layout).expect("layout serialises"));
+    if let Some(c) = config_json {
+        meta.insert("config".to_string(), c.to_string());
+    }
+    safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
+}
+
+/// Reads parameters written by [`params_to_safetensors`]: the layout and the flat `K × P` values.
+pub fn params_from_safetensors(bytes: &[u8]) -> Result<(Layout, Vec<f32>)> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+    let layout_json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("layout"))
+        .ok_or_else(|| LabError::Io("safetensors file has no `layout` metadata: was it written by sgd-lab?".into()))?;
+    let layout: Layout = serde_json::from_str(layout_json).map_err(|e| LabError::Io(format!("bad `layout` metadata: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
+    let p = layout.params_per_model;
+    let mut k = None;
+    let mut out = Vec::new();
+    for (l, lo) in layout.layers.iter().enumerate() {
+        for (name, len, off) in [
+            (format!("layers.{l}.weight"), lo.fan_in * lo.fan_out, lo.w),
+            (format!("layers.{l}.bias"), lo.fan_out, lo.b),
+        ] {
+            let t = st.tensor(&name).map_err(|e| LabError::Io(format!("tensor `{name}`: {e}")))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(LabError::Io(format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
+            }
+            let kt = t.shape().first().copied().unwrap_or(0);
+            let k = *k.get_or_insert_with(|| {
+                out = vec![0f32; kt * p];
+                kt
+            });
+            if t.shape().iter().product::<usize>() != k * len || kt != k {
+                return Err(LabError::Io(format!("tensor `{name}` has shape {:?}, expected {k} models × {len} values", t.shape())));
+            }
+            for (i, c) in t.data().chunks_exact(4).enumerate() {
+                let (m, j) = (i / len, i % len);
+                out[m * p + off + j] = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+    }
+    Ok((layout, out))
+}
+
+/// Serialises the mini-batch indices `[steps][K][B]` to safetensors bytes (tensor `indices`, u32).
+pub fn batches_to_safetensors(indices: &[u32], k: usize, batch: usize) -> Result<Vec<u8>> {
+    if k == 0 || batch == 0 || indices.len() % (k * batch) != 0 {
+        return Err(LabError::Backend(format!("{} indices is not whole steps of {k}×{batch}", indices.len())));
+    }
+    let steps = indices.len() / (k * batch);
+    let bytes: Vec<u8> = indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let view = TensorView::new(Dtype::U32, vec![steps, k, batch], &bytes).map_err(st_err)?;
+    safetensors::tensor::serialize([("indices", view)], None).map_err(st_err)
+}
+
+/// Reads the indices written by [`batches_to_safetensors`]: `(indices, [steps, K, B])`.
+pub fn batches_from_safetensors(bytes: &[u8]) -> Result<(Vec<u32>, [usize; 3])> {
+    let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
+    let t = st.tensor("indices").map_err(|e| LabError::Io(format!("tensor `indices`: {e}")))?;
+    let shape: [usize; 3] = t
+        .shape()
+        .try_into()
+        .map_err(|_| LabError::Io(format!("`indices` has shape {:?}, expected [steps, K, B]", t.shape())))?;
+    if t.dtype() != Dtype::U32 {
+        return Err(LabError::Io(format!("`indices` is {:?}, expected U32", t.dtype())));
+    }
+    Ok((t.data().chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), shape))
+}
+
+fn st_err(e: safetensors::SafeTensorError) -> LabError {
+    LabError::Io(format!("safetensors: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Activation;
+
+    #[test]
+    fn parameters_round_trip_through_safetensors_per_layer() {
+        let layout = Layout::new(&[3, 4, 2], Activation::Relu);
+        let k = 2;
+        let params: Vec<f32> = (0..k * layout.params_per_model).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let bytes = params_to_safetensors(&layout, &params, Some("{}")).unwrap();
+        let (l2, p2) = params_from_safetensors(&bytes).unwrap();
+        assert_eq!(l2, layout);
+        assert_eq!(p2, params);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let w1 = st.tensor("layers.1.weight").unwrap();
+        assert_eq!(w1.shape(), &[2, 2, 4]);
+        // model 1, layer 1, W[0][0] sits at offset P + 16 in the flat layout
+        let first = f32::from_le_bytes(w1.data()[32..36].try_into().unwrap());
+        assert_eq!(first, params[layout.params_per_model + 16]);
+    }
+
+    #[test]
+    fn batches_round_trip_with_their_shape() {
+        let idx: Vec<u32> = (0..24).collect();
+        let bytes = batches_to_safetensors(&idx, 3, 4).unwrap();
+        assert_eq!(batches_from_safetensors(&bytes).unwrap(), (idx, [2, 3, 4]));
+    }
+
+    #[test]
+    fn a_file_without_layout_is_refused_clearly() {
+        let bytes = batches_to_safetensors(&[0, 1], 1, 2).unwrap();
+        assert!(params_from_safetensors(&bytes).unwrap_err().to_string().contains("no `layout` metadata"));
+    }
+}

@@ -1,0 +1,96 @@
+//! The trainer on the CPU backend: it learns, it is deterministic, its trace replays the run exactly,
+//! and a diverging model is frozen without disturbing its batch-mates.
+#![cfg(not(target_arch = "wasm32"))]
+
+use sgd_lab::backend::cpu::{gather, loss_and_grad, sgd_update, CpuBackend};
+use sgd_lab::backend::Backend;
+use sgd_lab::train::{Event, TrainConfig, Trainer};
+
+fn config(models: &str, steps: usize, sampling: &str) -> TrainConfig {
+    TrainConfig::from_json(&format!(
+        r#"{{"model": {{"input": 2, "hidden": [32, 32], "classes": 2, "activation": "relu", "init": "he"}},
+            "data": {{"kind": "two_spirals", "n": 256, "noise": 0.05, "seed": 4}},
+            "batch_size": 16, "steps": {steps}, "sampling": "{sampling}", "chunk_steps": 40, "eval_every": 100,
+            "models": {models}}}"#
+    ))
+    .unwrap()
+}
+
+fn run(cfg: TrainConfig) -> (Vec<Event>, Trainer<CpuBackend<f32>>) {
+    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), cfg.models.len(), cfg.batch_size).unwrap();
+    let mut t = Trainer::new(cfg, backend).unwrap();
+    let mut events = Vec::new();
+    while !t.is_done() {
+        events.extend(pollster::block_on(t.run_chunk()).unwrap());
+    }
+    (events, t)
+}
+
+fn final_train(events: &[Event]) -> Vec<f64> {
+    match events.last() {
+        Some(Event::Finished { train, .. }) => train.iter().map(|m| m.loss).collect(),
+        other => panic!("last event is not Finished: {other:?}"),
+    }
+}
+
+#[test]
+fn training_on_two_spirals_lowers_the_loss_well_below_chance() {
+    let (events, _) = run(config(r#"[{"lr": 0.1, "momentum": 0.9, "seed": 1}]"#, 600, "shuffle"));
+    let first = match &events[1] {
+        Event::Steps { losses, .. } => losses[0][0],
+        e => panic!("expected steps, got {e:?}"),
+    };
+    assert!((first - 2f32.ln()).abs() < 0.3, "initial loss {first} should be near ln 2");
+    let last = final_train(&events)[0];
+    assert!(last < 0.5 * 2f64.ln(), "final training loss {last} should be far below ln 2 = 0.693");
+    let evals = events.iter().filter(|e| matches!(e, Event::Eval { .. })).count();
+    assert_eq!(evals, 5, "evaluations at steps 100..500, then the final one");
+}
+
+#[test]
+fn the_same_config_gives_bit_identical_results() {
+    let cfg = config(r#"[{"lr": 0.05, "seed": 3}, {"lr": 0.2, "momentum": 0.5, "seed": 4}]"#, 120, "with_replacement");
+    let (a, mut ta) = run(cfg.clone());
+    let (b, mut tb) = run(cfg);
+    assert_eq!(a, b);
+    let pa = pollster::block_on(ta.backend_mut().read_params()).unwrap();
+    let pb = pollster::block_on(tb.backend_mut().read_params()).unwrap();
+    assert!(pa.iter().zip(&pb).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+#[test]
+fn the_trace_replays_the_run_exactly_with_the_reference_routines() {
+    let cfg = config(r#"[{"lr": 0.1, "momentum": 0.9, "weight_decay": 0.001, "seed": 9}]"#, 70, "shuffle");
+    let layout = cfg.model.layout();
+    let (_, mut t) = run(cfg.clone());
+    let trace = t.trace().clone();
+    assert_eq!(trace.batches.len(), 70 * 16);
+    let mut params = trace.initial_params.clone();
+    let mut velocity = vec![0f32; params.len()];
+    let (mut x, mut y) = (vec![0f32; 16 * 2], vec![0u32; 16]);
+    for step in trace.batches.chunks(16) {
+        gather(t.data(), step, &mut x, &mut y);
+        let (_, g) = loss_and_grad(&layout, &params, &x, &y);
+        sgd_update(&mut params, &g, &mut velocity, 0.1, 0.9, 0.001);
+    }
+    let trained = pollster::block_on(t.backend_mut().read_params()).unwrap();
+    assert_eq!(trained, params);
+}
+
+#[test]
+fn a_model_with_a_huge_learning_rate_is_flagged_and_its_batch_mates_train_as_if_alone() {
+    let trio = config(r#"[{"lr": 0.1, "seed": 1}, {"lr": 1000.0, "seed": 2}, {"lr": 0.05, "seed": 3}]"#, 80, "shuffle");
+    let (events, mut t3) = run(trio);
+    let diverged: Vec<_> = events.iter().filter_map(|e| if let Event::Diverged { model, step } = e { Some((*model, *step)) } else { None }).collect();
+    assert_eq!(diverged.len(), 1, "{diverged:?}");
+    assert_eq!(diverged[0].0, 1);
+    assert!(diverged[0].1 < 80);
+    let p3 = pollster::block_on(t3.backend_mut().read_params()).unwrap();
+    assert!(p3.iter().all(|v| v.is_finite()), "the frozen model keeps its last finite parameters");
+    let p = t3.backend_mut().layout().params_per_model;
+    for (m, lr, seed) in [(0, 0.1, 1), (2, 0.05, 3)] {
+        let (_, mut alone) = run(config(&format!(r#"[{{"lr": {lr}, "seed": {seed}}}]"#), 80, "shuffle"));
+        let pa = pollster::block_on(alone.backend_mut().read_params()).unwrap();
+        assert_eq!(&p3[m * p..(m + 1) * p], &pa[..], "model {m} is untouched by its diverging neighbour");
+    }
+}
