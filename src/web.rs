@@ -13,16 +13,14 @@
 //! }
 //! ```
 
-// Until the lead's `crate::train` API lands, a private stand-in with the same signatures.
-mod shim;
-
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
-use self::shim::{make_backend, AnyBackend, TrainConfig, Trainer, GPU_TRAINING};
+use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
 use crate::backend::Backend;
+use crate::train::{TrainConfig, Trainer};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_EVENTS: &str = r#"
@@ -30,11 +28,12 @@ const TS_EVENTS: &str = r#"
 export interface EvalMetrics { loss: number; accuracy: number }
 /** What `Lab.step()` resolves to: the events of one training chunk, in order. */
 export type LabEvent =
-  | { type: "started"; models: number; steps: number; backend: string }
-  | { type: "steps"; first_step: number; losses: number[][] /* [model][step] */ }
-  | { type: "eval"; step: number; train: EvalMetrics[] }
+  | { type: "started"; models: number; steps: number; batch_size: number; params_per_model: number;
+      backend: string; dataset: string; examples: number }
+  | { type: "steps"; first_step: number; losses: number[][] /* [model][step], NaN once diverged */ }
+  | { type: "eval"; step: number; train: EvalMetrics[] /* [model] */ }
   | { type: "diverged"; model: number; step: number }
-  | { type: "finished"; steps: number };
+  | { type: "finished"; steps: number; train: EvalMetrics[] /* [model] */ };
 "#;
 
 /// Runs once when the module is instantiated: Rust panics then reach the browser console readably.
@@ -67,16 +66,19 @@ impl Lab {
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
     ) -> Result<Lab, JsError> {
         let config = TrainConfig::from_json(&config_json).map_err(to_js)?;
-        let (backend, why_cpu) = make_backend(&config, prefer_gpu).await;
+        let choice = if prefer_gpu { BackendChoice::Auto } else { BackendChoice::Cpu };
+        let (backend, why_cpu) = make_backend(&config.model.layout(), config.models.len(), config.batch_size, choice)
+            .await
+            .map_err(to_js)?;
+        let on_gpu = matches!(backend, AnyBackend::Gpu(_));
+        let fallback_reason = match (on_gpu, why_cpu) {
+            (true, _) => None,
+            (false, Some(why)) => Some(why),
+            (false, None) => Some("the GPU was not requested".to_string()),
+        };
         let description = backend.describe();
-        let on_gpu = GPU_TRAINING && !description.starts_with("CPU");
         let trainer = Trainer::new(config, backend).map_err(to_js)?;
-        Ok(Lab {
-            trainer: Rc::new(RefCell::new(trainer)),
-            backend: description,
-            on_gpu,
-            fallback_reason: (!on_gpu).then_some(why_cpu),
-        })
+        Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason })
     }
 
     /// What trains the models, e.g. `"GPU: SwiftShader Device (WebGPU)"` or `"CPU (f32)"`.
@@ -95,12 +97,6 @@ impl Lab {
     #[wasm_bindgen(getter, js_name = fallbackReason)]
     pub fn fallback_reason(&self) -> Option<String> {
         self.fallback_reason.clone()
-    }
-
-    /// Whether this build of the lab can train on the GPU at all.
-    #[wasm_bindgen(js_name = gpuTrainingBuilt)]
-    pub fn gpu_training_built() -> bool {
-        GPU_TRAINING
     }
 
     /// True once every step has run.

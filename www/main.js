@@ -15,7 +15,7 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 function showBackend(lab) {
   const el = $("backend");
   el.dataset.kind = lab.onGpu ? "gpu" : "cpu";
-  el.textContent = lab.onGpu ? `GPU: ${lab.backend}` : `CPU fallback — ${lab.backend}`;
+  el.textContent = lab.onGpu ? lab.backend : `CPU fallback — ${lab.backend}`; // backend: "GPU: …" or "CPU (f32)"
   if (!lab.onGpu) {
     const why = document.createElement("span");
     why.className = "why";
@@ -49,10 +49,11 @@ async function train(chart, preferGpu) {
         const losses = ev.losses[0];
         chart.addSteps(ev.first_step, losses);
         all.push(...losses);
-      } else if (ev.type === "eval") {
-        chart.addEval(ev.step, ev.train[0].loss);
+      } else if (ev.type === "eval" || ev.type === "finished") {
+        const step = ev.type === "eval" ? ev.step : ev.steps; // `finished` carries the final evaluation
+        chart.addEval(step, ev.train[0].loss);
         $("status").textContent =
-          `step ${ev.step}: loss ${ev.train[0].loss.toFixed(3)}, accuracy ${(100 * ev.train[0].accuracy).toFixed(1)}%`;
+          `step ${step}: loss ${ev.train[0].loss.toFixed(3)}, accuracy ${(100 * ev.train[0].accuracy).toFixed(1)}%`;
       } else if (ev.type === "diverged") {
         $("status").textContent = `diverged at step ${ev.step}`;
       }
