@@ -6,6 +6,10 @@
 //! timed over `--reps` chunks of `--steps` steps, each chunk ending with its readback (as the trainer
 //! does); the median chunk is reported. Prints a Markdown table.
 
+// The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::time::Instant;
 
 use clap::Parser;

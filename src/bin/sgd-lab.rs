@@ -4,6 +4,10 @@
 //! writes into DIR: `config.json` (the validated config), `metrics.jsonl` (one event per line),
 //! `params_initial.safetensors`, `params_final.safetensors` and `batches.safetensors` (the trace).
 
+// The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
