@@ -43,8 +43,8 @@ struct SgdStep {
 }
 
 fn load_vectors() -> Vectors {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/tiny_mlp_vectors.json");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e} (shared/ must sit beside the checkout)"));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tiny_mlp_vectors.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e} (a copy of shared/testdata, kept in the repo)"));
     serde_json::from_str(&text).expect("test vectors parse")
 }
 

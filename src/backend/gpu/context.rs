@@ -58,6 +58,18 @@ pub struct GpuContext {
     _instance: wgpu::Instance,
 }
 
+/// The error for "no adapter": short in a browser (the page shows it), with wgpu's details natively.
+fn no_adapter(e: wgpu::RequestAdapterError) -> LabError {
+    if cfg!(target_arch = "wasm32") {
+        LabError::Gpu("no WebGPU adapter: this browser has no WebGPU, or it is turned off (chrome://flags, or --enable-unsafe-webgpu)".into())
+    } else {
+        LabError::Gpu(format!(
+            "no GPU adapter found ({e}); install a Vulkan/Metal/DX12 driver (e.g. mesa-vulkan-drivers for the lavapipe software GPU), \
+             or use the CPU backend"
+        ))
+    }
+}
+
 impl GpuContext {
     /// Requests an adapter and a device with WebGPU's **default limits** (the lab's portability
     /// contract: what runs here runs in any WebGPU browser), then compiles every kernel inside an
@@ -72,13 +84,7 @@ impl GpuContext {
                 apply_limit_buckets: false,
             })
             .await
-            .map_err(|e| {
-                LabError::Gpu(format!(
-                    "no GPU adapter found ({e}); in a browser enable WebGPU (chrome://flags, or --enable-unsafe-webgpu), \
-                     natively install a Vulkan/Metal/DX12 driver (e.g. mesa-vulkan-drivers for the lavapipe software GPU), \
-                     or use the CPU backend"
-                ))
-            })?;
+            .map_err(no_adapter)?;
         let info = adapter.get_info();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -112,9 +118,13 @@ impl GpuContext {
         &self.info.name
     }
 
-    /// Adapter name and graphics API, e.g. `"GPU: llvmpipe (Vulkan)"`.
+    /// Adapter name and graphics API, e.g. `"GPU: llvmpipe (Vulkan)"`. Browsers often hide the
+    /// adapter's name (Chromium leaves `GPUAdapterInfo.description` empty); then the driver fields are used.
     pub fn describe(&self) -> String {
-        format!("GPU: {} ({:?})", self.info.name, self.info.backend)
+        let i = &self.info;
+        let name = [&i.name, &i.driver, &i.driver_info].into_iter().find(|s| !s.trim().is_empty()).map_or("unnamed adapter", |s| s.as_str());
+        let api = if i.backend == wgpu::Backend::BrowserWebGpu { "WebGPU".to_string() } else { format!("{:?}", i.backend) };
+        format!("GPU: {name} ({api})")
     }
 
     /// The limits the device was created with (WebGPU's defaults).
