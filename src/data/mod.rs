@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
 
+pub mod idx;
+
 /// How the features of a data set are stored.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Features {
