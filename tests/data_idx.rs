@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use sgd_lab::data::idx::{self, encode_images, encode_labels, gunzip, parse_images, parse_labels, LabelledImages};
+use sgd_lab::data::RawData;
 use sgd_lab::LabError;
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
@@ -133,4 +134,12 @@ fn images_and_labels_of_different_counts_are_refused() {
 fn a_label_beyond_the_classes_is_refused_with_its_offset() {
     let m = data_error(LabelledImages::parse("tiny", "i", &three_images(), "l", &encode_labels(&[1, 12, 2]), 10));
     assert!(m.contains("label 12 of example 1") && m.contains("byte offset 9"), "{m}");
+}
+
+#[test]
+fn training_and_test_images_of_different_sizes_are_refused() {
+    let train = LabelledImages::parse("a", "i", &three_images(), "l", &encode_labels(&[0, 1, 0]), 2).unwrap();
+    let test = LabelledImages::parse("b", "i", &encode_images(1, 1, 4, &[1, 2, 3, 4]), "l", &encode_labels(&[1]), 2).unwrap();
+    let m = data_error(RawData::new("mixed", 2, train, test));
+    assert!(m.contains("2×2") && m.contains("1×4"), "{m}");
 }

@@ -1,7 +1,9 @@
 //! Data sets as the backends see them: features (f32, or u8 pixels normalised on the fly) and class labels.
 //!
 //! Where they come from: [`synthetic`] generates 2-D sets (spirals, circles, XOR, blobs) anywhere;
-//! [`idx`] reads MNIST-style IDX files (plain or gzipped) from bytes.
+//! [`idx`] reads MNIST-style IDX files (plain or gzipped) from bytes; [`prepare`] turns a real data set
+//! into seeded, stratified train/validation/test [`Dataset`]s with optional random labels
+//! (see `docs/data.md`).
 //!
 //! A [`Dataset`] is immutable once built. The GPU backend uploads it once as 32-bit words
 //! ([`Dataset::gpu_words`]): f32 features as their bits, u8 features packed four to a word (a 28×28
@@ -10,8 +12,12 @@
 use crate::error::{LabError, Result};
 
 pub mod idx;
+pub mod prepare;
 pub mod synthetic;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use prepare::load_named;
+pub use prepare::{DatasetConfig, Normalise, PrepareOptions, PreparedData, RawData, RealDataset};
 pub use synthetic::{blobs, circles, two_spirals, xor, SyntheticData};
 
 /// How the features of a data set are stored.
