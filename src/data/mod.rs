@@ -103,7 +103,7 @@ impl Dataset {
         }
     }
 
-    /// Storage format code (see [`format`]).
+    /// Storage format code (see [`format`](mod@format)).
     pub fn format(&self) -> u32 {
         match self.features {
             Features::F32(_) => format::F32,

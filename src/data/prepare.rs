@@ -385,7 +385,7 @@ fn normalisation(what: &str, bytes: &[u8], how: Normalise) -> Result<(f32, f32, 
     match how {
         Normalise::UnitRange => Ok((1.0 / 255.0, 0.0, mean_b / 255.0, std_b / 255.0)),
         Normalise::Global => {
-            if !(std_b > 0.0) {
+            if std_b <= 0.0 {
                 return Err(LabError::Data(format!(
                     "{what}: every training pixel has the same value ({mean_b}), so it cannot be normalised to std 1; use \"normalise\": \"unit_range\" or more training examples"
                 )));
