@@ -1,15 +1,24 @@
 //! Data sets as the backends see them: features (f32, or u8 pixels normalised on the fly) and class labels.
 //!
+//! Where they come from: [`synthetic`] generates 2-D sets (spirals, circles, XOR, blobs) anywhere;
+//! [`idx`] reads MNIST-style IDX files (plain or gzipped) from bytes; [`prepare`] turns a real data set
+//! into seeded, stratified train/validation/test [`Dataset`]s with optional random labels
+//! (see `docs/data.md`).
+//!
 //! A [`Dataset`] is immutable once built. The GPU backend uploads it once as 32-bit words
 //! ([`Dataset::gpu_words`]): f32 features as their bits, u8 features packed four to a word (a 28×28
 //! image is 196 words), and both backends decode a feature with the same rule ([`Dataset::feature`]).
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
-use serde::{Deserialize, Serialize};
-
 use crate::error::{LabError, Result};
+
+pub mod idx;
+pub mod prepare;
+pub mod synthetic;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use prepare::load_named;
+pub use prepare::{DatasetConfig, Normalise, PrepareOptions, PreparedData, RawData, RealDataset};
+pub use synthetic::{blobs, circles, two_spirals, xor, SyntheticData};
 
 /// How the features of a data set are stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,7 +103,7 @@ impl Dataset {
         }
     }
 
-    /// Storage format code (see [`format`]).
+    /// Storage format code (see [`format`](mod@format)).
     pub fn format(&self) -> u32 {
         match self.features {
             Features::F32(_) => format::F32,
@@ -136,69 +145,6 @@ impl Dataset {
     }
 }
 
-/// A synthetic data set the lab can generate anywhere, without downloads.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SyntheticData {
-    /// Two interleaved spirals in 2-D (classes 0 and 1), Gaussian noise of std `noise`.
-    TwoSpirals {
-        /// Number of points (split evenly between the spirals).
-        n: usize,
-        /// Standard deviation of the noise added to each coordinate.
-        #[serde(default = "default_noise")]
-        noise: f32,
-        /// Seed of the generator.
-        #[serde(default)]
-        seed: u64,
-    },
-}
-
-fn default_noise() -> f32 {
-    0.1
-}
-
-impl SyntheticData {
-    /// Checks the generator's fields; errors name the field under `prefix`.
-    pub fn validate(&self, prefix: &str) -> Result<()> {
-        match self {
-            SyntheticData::TwoSpirals { n, noise, .. } => {
-                if *n < 2 || *n > 1_000_000 {
-                    return Err(LabError::config(format!("{prefix}.n"), format!("must be between 2 and 1000000, got {n}")));
-                }
-                if !noise.is_finite() || *noise < 0.0 {
-                    return Err(LabError::config(format!("{prefix}.noise"), format!("must be finite and ≥ 0, got {noise}")));
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Generates the data set.
-    pub fn generate(&self) -> Result<Dataset> {
-        match *self {
-            SyntheticData::TwoSpirals { n, noise, seed } => two_spirals(n, noise, seed),
-        }
-    }
-}
-
-/// Two interleaved spirals (1.5 turns each) in roughly [−1, 1]², alternating labels 0, 1, 0, 1, ….
-pub fn two_spirals(n: usize, noise: f32, seed: u64) -> Result<Dataset> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let normal = Normal::new(0.0f64, noise.max(0.0) as f64).map_err(|e| LabError::Data(e.to_string()))?;
-    let mut x = Vec::with_capacity(2 * n);
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = (i % 2) as u32;
-        let t: f64 = rng.random_range(0.0..1.0);
-        let r = 0.1 + 0.9 * t;
-        let angle = t * 3.0 * std::f64::consts::PI + class as f64 * std::f64::consts::PI;
-        x.push((r * angle.cos() + normal.sample(&mut rng)) as f32);
-        x.push((r * angle.sin() + normal.sample(&mut rng)) as f32);
-        y.push(class);
-    }
-    Dataset::new("two spirals", 2, 2, Features::F32(x), y)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,13 +168,5 @@ mod tests {
     fn non_finite_features_are_refused() {
         let e = Dataset::new("t", 2, 2, Features::F32(vec![0.0, f32::NAN]), vec![0]).unwrap_err();
         assert!(e.to_string().contains("not finite"), "{e}");
-    }
-
-    #[test]
-    fn spirals_are_balanced_and_reproducible() {
-        let a = two_spirals(100, 0.05, 3).unwrap();
-        assert_eq!(a, two_spirals(100, 0.05, 3).unwrap());
-        assert_eq!(a.labels.iter().filter(|&&y| y == 1).count(), 50);
-        assert_eq!(a.dim, 2);
     }
 }

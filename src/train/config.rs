@@ -155,7 +155,10 @@ impl SyntheticData {
     /// Number of examples the generator produces.
     pub fn len(&self) -> usize {
         match self {
-            SyntheticData::TwoSpirals { n, .. } => *n,
+            SyntheticData::TwoSpirals { n, .. }
+            | SyntheticData::Circles { n, .. }
+            | SyntheticData::Xor { n, .. }
+            | SyntheticData::Blobs { n, .. } => *n,
         }
     }
 
