@@ -1,5 +1,6 @@
 //! Facts about the real files that `scripts/fetch-data` lays in `www/data` (or `$SGD_LAB_DATA_DIR`).
-//! When the files are absent each test prints a note and passes: run `scripts/fetch-data` to check them.
+//! When the files are absent each test prints a note and passes (unless `SGD_LAB_REQUIRE_DATA` is set, as
+//! `scripts/test` does): run `scripts/fetch-data` to check them.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ fn data_dir() -> PathBuf {
 fn raw(set: RealDataset) -> Option<RawData> {
     let dir = data_dir();
     if !RealDataset::FILES.iter().all(|f| dir.join(set.name()).join(f).is_file()) {
+        // scripts/test sets SGD_LAB_REQUIRE_DATA=1 after fetching, so CI never passes by skipping.
+        assert!(std::env::var_os("SGD_LAB_REQUIRE_DATA").is_none(), "{} is not in {} and SGD_LAB_REQUIRE_DATA is set", set.name(), dir.display());
         eprintln!("note: skipped: {} is not in {} (run scripts/fetch-data)", set.name(), dir.display());
         return None;
     }

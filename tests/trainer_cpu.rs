@@ -28,7 +28,7 @@ fn run(cfg: TrainConfig) -> (Vec<Event>, Trainer<CpuBackend<f32>>) {
 
 fn final_train(events: &[Event]) -> Vec<f64> {
     match events.last() {
-        Some(Event::Finished { train, .. }) => train.iter().map(|m| m.loss).collect(),
+        Some(Event::Finished { metrics, .. }) => metrics.train.iter().map(|m| m.loss).collect(),
         other => panic!("last event is not Finished: {other:?}"),
     }
 }

@@ -1,7 +1,7 @@
 //! `sgd-lab`: the native command-line face of the lab.
 //!
 //! `sgd-lab train --config run.json --backend cpu|gpu|auto --out DIR` trains the config's K models and
-//! writes into DIR: `config.json` (the validated config), `metrics.jsonl` (one event per line),
+//! writes into DIR (real data sets are read from `--data-dir`, default `www/data`, filled by `scripts/fetch-data`): `config.json` (the validated config), `metrics.jsonl` (one event per line),
 //! `params_initial.safetensors`, `params_final.safetensors` and `batches.safetensors` (the trace).
 
 // The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
@@ -41,6 +41,9 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Where `scripts/fetch-data` put the real data sets (`<dir>/fashion-mnist/`, `<dir>/mnist/`).
+        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
+        data_dir: PathBuf,
         /// Print no progress bar.
         #[arg(long)]
         quiet: bool,
@@ -60,7 +63,7 @@ enum BackendArg {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { config, backend, out, quiet } => train(&config, backend, &out, quiet),
+        Command::Train { config, backend, out, data_dir, quiet } => train(&config, backend, &out, &data_dir, quiet),
     };
     if let Err(e) = result {
         eprintln!("sgd-lab: {e}");
@@ -68,9 +71,10 @@ fn main() {
     }
 }
 
-fn train(config_path: &Path, backend: BackendArg, out: &Path, quiet: bool) -> Result<(), LabError> {
+fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, quiet: bool) -> Result<(), LabError> {
     let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
     let config = TrainConfig::from_json(&text)?;
+    let data = config.load_data(data_dir)?;
     let choice = match backend {
         BackendArg::Cpu => BackendChoice::Cpu,
         BackendArg::Gpu => BackendChoice::Gpu,
@@ -90,7 +94,7 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, quiet: bool) -> Re
     let layout = config.model.layout();
     let (k, batch, steps) = (config.models.len(), config.batch_size, config.steps);
 
-    let mut trainer = Trainer::new(config, engine)?;
+    let mut trainer = Trainer::with_data(config, engine, data)?;
     write("params_initial.safetensors", &params_to_safetensors(&layout, &trainer.trace().initial_params, Some(&config_json))?)?;
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics = fs::File::create(&metrics_path).map_err(|e| LabError::Io(format!("cannot create {}: {e}", metrics_path.display())))?;
@@ -110,9 +114,16 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, quiet: bool) -> Re
                     bar.set_message(format!("loss {}", mean.join(" ")));
                 }
                 Event::Diverged { model, step } => bar.println(format!("model {model} diverged at step {step}")),
-                Event::Eval { step, train } | Event::Finished { steps: step, train } => {
-                    let s: Vec<String> = train.iter().map(|m| format!("{:.4}/{:.1}%", m.loss, 100.0 * m.accuracy)).collect();
-                    bar.println(format!("step {step}: train loss/acc {}", s.join("  ")));
+                Event::Eval { step, metrics } | Event::Finished { steps: step, metrics } => {
+                    let show = |name: &str, set: &Option<Vec<sgd_lab::backend::EvalMetrics>>| {
+                        if let Some(set) = set {
+                            let s: Vec<String> = set.iter().map(|m| format!("{:.4}/{:.1}%", m.loss, 100.0 * m.accuracy)).collect();
+                            bar.println(format!("step {step}: {name} loss/acc {}", s.join("  ")));
+                        }
+                    };
+                    show("train", &Some(metrics.train.clone()));
+                    show("validation", &metrics.validation);
+                    show("test", &metrics.test);
                 }
             }
         }

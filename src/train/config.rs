@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Hyper, DEFAULT_DIVERGENCE_THRESHOLD};
-use crate::data::SyntheticData;
+use crate::data::{DatasetConfig, SyntheticData};
 use crate::error::{LabError, Result};
 use crate::model::MlpSpec;
 
@@ -49,8 +49,12 @@ impl ModelSettings {
 pub struct TrainConfig {
     /// The architecture shared by all models.
     pub model: MlpSpec,
-    /// The training data.
-    pub data: SyntheticData,
+    /// A synthetic training set (generated anywhere, instantly). Exactly one of `data` and `dataset` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<SyntheticData>,
+    /// A real data set (Fashion-MNIST, MNIST) with its train size, validation split and random labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetConfig>,
     /// Mini-batch size B shared by all models (models with other B belong to another run).
     pub batch_size: usize,
     /// Number of SGD steps.
@@ -110,7 +114,34 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         use limits::*;
         self.model.validate("model")?;
-        self.data.validate("data")?;
+        match (&self.data, &self.dataset) {
+            (Some(d), None) => d.validate("data")?,
+            (None, Some(d)) => d.validate("dataset")?,
+            (Some(_), Some(_)) => return Err(LabError::config("dataset", "give either `data` (synthetic) or `dataset` (real), not both")),
+            (None, None) => {
+                return Err(LabError::config(
+                    "data",
+                    "missing: give `data` (e.g. {\"kind\": \"two_spirals\", \"n\": 512}) or `dataset` (e.g. {\"name\": \"fashion-mnist\", \"train_size\": 10000})",
+                ))
+            }
+        }
+        let model_input = self.model.input;
+        if let Some(d) = &self.dataset {
+            if d.name.dim() != model_input || d.name.classes() != self.model.classes {
+                return Err(LabError::config(
+                    "model",
+                    format!("{} needs input {} and classes {}, got {} and {}", d.name.name(), d.name.dim(), d.name.classes(), model_input, self.model.classes),
+                ));
+            }
+        }
+        if let Some(d) = &self.data {
+            if d.dim() != model_input || d.classes() > self.model.classes {
+                return Err(LabError::config(
+                    "model",
+                    format!("the synthetic data has {} features and {} classes; model.input must be {} and model.classes at least {}", d.dim(), d.classes(), d.dim(), d.classes()),
+                ));
+            }
+        }
         let range = |field: &str, v: usize, lo: usize, hi: usize| -> Result<()> {
             if v < lo || v > hi {
                 return Err(LabError::config(field, format!("must be between {lo} and {hi}, got {v}")));
@@ -121,7 +152,7 @@ impl TrainConfig {
         range("steps", self.steps, 1, MAX_STEPS)?;
         range("chunk_steps", self.chunk_steps, 1, MAX_CHUNK)?;
         range("models", self.models.len(), 1, MAX_MODELS)?;
-        let n = self.data.len();
+        let n = self.train_len();
         if self.sampling == Sampling::Shuffle && self.batch_size > n {
             return Err(LabError::config(
                 "batch_size",
@@ -145,6 +176,15 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Number of training examples N.
+    pub fn train_len(&self) -> usize {
+        match (&self.data, &self.dataset) {
+            (Some(d), _) => d.len(),
+            (None, Some(d)) => d.len(),
+            (None, None) => 0,
+        }
+    }
+
     /// The optimiser settings of every model.
     pub fn hypers(&self) -> Vec<Hyper> {
         self.models.iter().map(ModelSettings::hyper).collect()
@@ -165,6 +205,11 @@ impl SyntheticData {
     /// True when the generator would produce no example.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Features per example (every synthetic set is 2-D, so it can be drawn).
+    pub fn dim(&self) -> usize {
+        2
     }
 }
 
@@ -203,6 +248,23 @@ mod tests {
         assert!(error_for(|v| v["model"]["hidden"][0] = 0.into()).contains("model.hidden[0]"));
         assert!(error_for(|v| v["data"]["n"] = 1.into()).contains("data.n"));
         assert!(error_for(|v| v["models"] = serde_json::json!([])).contains("`models`"));
+        assert!(error_for(|v| v["model"]["input"] = 3.into()).contains("`model`"));
+        assert!(error_for(|v| v["dataset"] = serde_json::json!({"name": "mnist"})).contains("not both"));
+        assert!(error_for(|v| { v.as_object_mut().unwrap().remove("data"); }).contains("`data`: missing"));
+    }
+
+    #[test]
+    fn a_real_dataset_needs_a_matching_model() {
+        let e = error_for(|v| {
+            v.as_object_mut().unwrap().remove("data");
+            v["dataset"] = serde_json::json!({"name": "fashion-mnist", "train_size": 1000});
+        });
+        assert!(e.contains("fashion-mnist needs input 784 and classes 10"), "{e}");
+        let e = error_for(|v| {
+            v.as_object_mut().unwrap().remove("data");
+            v["dataset"] = serde_json::json!({"name": "mnist", "train_size": 0});
+        });
+        assert!(e.contains("dataset.train_size"), "{e}");
     }
 
     #[test]

@@ -15,9 +15,71 @@ pub use config::{ModelSettings, Sampling, TrainConfig};
 pub use sampler::Sampler;
 
 use crate::backend::{Backend, DataHandle, EvalMetrics};
-use crate::data::Dataset;
+use crate::data::{Dataset, PreparedData};
 use crate::error::{LabError, Result};
 use crate::model::ModelBatch;
+
+/// Loss and accuracy of every model on each data set of the run (absent sets are skipped in JSON).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// The training set, with its labels as trained on (random labels included).
+    pub train: Vec<EvalMetrics>,
+    /// Training examples whose labels were kept (only with random labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_clean: Option<Vec<EvalMetrics>>,
+    /// Training examples whose labels were replaced, measured against the replaced labels (memorization).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_corrupted: Option<Vec<EvalMetrics>>,
+    /// The held-out validation split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Vec<EvalMetrics>>,
+    /// The test set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<Vec<EvalMetrics>>,
+}
+
+/// The data sets of one run. Built from the config ([`RunData::synthetic`]) or from a prepared real
+/// data set ([`RunData::from_prepared`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunData {
+    /// What SGD samples from.
+    pub train: Dataset,
+    /// Training examples with their original labels (only when some labels were replaced).
+    pub train_clean: Option<Dataset>,
+    /// Training examples with replaced labels (only when some labels were replaced).
+    pub train_corrupted: Option<Dataset>,
+    /// Held-out validation split.
+    pub validation: Option<Dataset>,
+    /// Test set.
+    pub test: Option<Dataset>,
+}
+
+impl RunData {
+    /// Generates the config's synthetic training set; errors if the config names a real data set.
+    pub fn synthetic(config: &TrainConfig) -> Result<Self> {
+        let gen = config.data.as_ref().ok_or_else(|| {
+            LabError::config("dataset", "a real data set must be loaded first (RunData::from_prepared, or TrainConfig::load_data natively)")
+        })?;
+        Ok(RunData { train: gen.generate()?, train_clean: None, train_corrupted: None, validation: None, test: None })
+    }
+
+    /// Takes the sets of a prepared real data set (clean/corrupted parts only when labels were replaced).
+    pub fn from_prepared(p: PreparedData) -> Result<Self> {
+        let (train_clean, train_corrupted) = if p.corrupted_count() > 0 { (Some(p.clean_train()?), p.corrupted_train()?) } else { (None, None) };
+        Ok(RunData { train: p.train, train_clean, train_corrupted, validation: p.validation, test: Some(p.test) })
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl TrainConfig {
+    /// The run's data: generated when synthetic, read from `data_dir` (e.g. `www/data`) when real.
+    pub fn load_data(&self, data_dir: &std::path::Path) -> Result<RunData> {
+        match &self.dataset {
+            Some(d) => RunData::from_prepared(crate::data::load_named(d, data_dir)?),
+            None => RunData::synthetic(self),
+        }
+    }
+}
 
 /// What a run reports, in order: `Started`, then `Steps`/`Eval`/`Diverged` as they happen, then `Finished`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -47,12 +109,13 @@ pub enum Event {
         /// Per model, per step.
         losses: Vec<Vec<f32>>,
     },
-    /// Loss and accuracy of every model on the whole training set after `step` steps.
+    /// Loss and accuracy of every model on the run's data sets after `step` steps.
     Eval {
         /// Steps done.
         step: usize,
-        /// Per model.
-        train: Vec<EvalMetrics>,
+        /// Per data set, per model.
+        #[serde(flatten)]
+        metrics: Evaluation,
     },
     /// A model's loss became non-finite or exceeded the threshold at `step`; it is frozen from then on.
     Diverged {
@@ -65,8 +128,9 @@ pub enum Event {
     Finished {
         /// Steps done.
         steps: usize,
-        /// Final loss and accuracy of every model on the training set.
-        train: Vec<EvalMetrics>,
+        /// Final loss and accuracy, per data set, per model.
+        #[serde(flatten)]
+        metrics: Evaluation,
     },
 }
 
@@ -79,12 +143,21 @@ pub struct TrainTrace {
     pub batches: Vec<u32>,
 }
 
+/// Backend handles of the run's data sets.
+struct Handles {
+    train: DataHandle,
+    train_clean: Option<DataHandle>,
+    train_corrupted: Option<DataHandle>,
+    validation: Option<DataHandle>,
+    test: Option<DataHandle>,
+}
+
 /// Runs one [`TrainConfig`] on one backend.
 pub struct Trainer<B: Backend> {
     config: TrainConfig,
     backend: B,
-    data: Dataset,
-    handle: DataHandle,
+    data: RunData,
+    handles: Handles,
     sampler: Sampler,
     step: usize,
     started: bool,
@@ -95,9 +168,15 @@ pub struct Trainer<B: Backend> {
 }
 
 impl<B: Backend> Trainer<B> {
-    /// Validates the config, generates the data, initialises the models (model m from `models[m].seed`)
-    /// and loads everything into the backend, which must have been built for this layout and K.
-    pub fn new(config: TrainConfig, mut backend: B) -> Result<Self> {
+    /// [`Trainer::with_data`] on the config's synthetic data set.
+    pub fn new(config: TrainConfig, backend: B) -> Result<Self> {
+        let data = RunData::synthetic(&config)?;
+        Self::with_data(config, backend, data)
+    }
+
+    /// Validates the config, initialises the models (model m from `models[m].seed`) and loads the
+    /// parameters and every data set into the backend, which must have been built for this layout and K.
+    pub fn with_data(config: TrainConfig, mut backend: B, data: RunData) -> Result<Self> {
         config.validate()?;
         let k = config.models.len();
         let layout = config.model.layout();
@@ -112,22 +191,31 @@ impl<B: Backend> Trainer<B> {
         if backend.max_batch() < config.batch_size {
             return Err(LabError::Backend(format!("backend holds batches of {} rows, the config needs {}", backend.max_batch(), config.batch_size)));
         }
-        let data = config.data.generate()?;
+        if data.train.n != config.train_len() {
+            return Err(LabError::Data(format!("the training set has {} examples, the config expects {}", data.train.n, config.train_len())));
+        }
         let seeds: Vec<u64> = config.models.iter().map(|m| m.seed).collect();
         let batch = ModelBatch::init(&config.model, &seeds);
-        let handle = backend.upload_dataset(&data)?;
+        let mut upload = |d: &Option<Dataset>| d.as_ref().map(|d| backend.upload_dataset(d)).transpose();
+        let handles = Handles {
+            train_clean: upload(&data.train_clean)?,
+            train_corrupted: upload(&data.train_corrupted)?,
+            validation: upload(&data.validation)?,
+            test: upload(&data.test)?,
+            train: backend.upload_dataset(&data.train)?,
+        };
         backend.write_params(&batch.params)?;
         backend.write_hyper(&config.hypers())?;
         backend.set_divergence_threshold(config.divergence_threshold);
         backend.reset_state();
-        let sampler = Sampler::new(config.sampling, data.n, config.batch_size, &seeds);
+        let sampler = Sampler::new(config.sampling, data.train.n, config.batch_size, &seeds);
         Ok(Trainer {
             diverged_reported: vec![false; k],
             trace: TrainTrace { initial_params: batch.params, batches: Vec::new() },
             config,
             backend,
             data,
-            handle,
+            handles,
             sampler,
             step: 0,
             started: false,
@@ -153,6 +241,11 @@ impl<B: Backend> Trainer<B> {
 
     /// The training set.
     pub fn data(&self) -> &Dataset {
+        &self.data.train
+    }
+
+    /// All data sets of the run.
+    pub fn run_data(&self) -> &RunData {
         &self.data
     }
 
@@ -182,8 +275,8 @@ impl<B: Backend> Trainer<B> {
                 batch_size: cfg.batch_size,
                 params_per_model: self.backend.layout().params_per_model,
                 backend: self.backend.describe(),
-                dataset: self.data.name.clone(),
-                examples: self.data.n,
+                dataset: self.data.train.name.clone(),
+                examples: self.data.train.n,
             });
         }
         let mut steps = cfg.chunk_steps.min(cfg.steps - self.step);
@@ -195,7 +288,7 @@ impl<B: Backend> Trainer<B> {
             self.sampler.next_step(&mut self.indices);
         }
         self.trace.batches.extend_from_slice(&self.indices);
-        self.backend.train_steps(self.handle, &self.indices, cfg.batch_size)?;
+        self.backend.train_steps(self.handles.train, &self.indices, cfg.batch_size)?;
         let progress = self.backend.read_progress().await?;
         let losses = (0..k).map(|m| (0..steps).map(|s| progress.losses[s * k + m]).collect()).collect();
         events.push(Event::Steps { first_step: self.step, losses });
@@ -206,15 +299,36 @@ impl<B: Backend> Trainer<B> {
             }
         }
         self.step += steps;
-        let n = self.data.n;
         if self.step == self.config.steps {
-            let train = self.backend.evaluate(self.handle, 0, n).await?;
-            events.push(Event::Finished { steps: self.step, train });
+            let metrics = self.evaluate_all().await?;
+            events.push(Event::Finished { steps: self.step, metrics });
             self.finished = true;
         } else if self.config.eval_every > 0 && self.step % self.config.eval_every == 0 {
-            let train = self.backend.evaluate(self.handle, 0, n).await?;
-            events.push(Event::Eval { step: self.step, train });
+            let metrics = self.evaluate_all().await?;
+            events.push(Event::Eval { step: self.step, metrics });
         }
         Ok(events)
+    }
+
+    /// Evaluates every model on every data set of the run (one readback per set).
+    pub async fn evaluate_all(&mut self) -> Result<Evaluation> {
+        let h = &self.handles;
+        let d = &self.data;
+        let pairs = [(Some(h.train), Some(&d.train)), (h.train_clean, d.train_clean.as_ref()), (h.train_corrupted, d.train_corrupted.as_ref()), (h.validation, d.validation.as_ref()), (h.test, d.test.as_ref())];
+        let mut out: Vec<Option<Vec<EvalMetrics>>> = Vec::with_capacity(pairs.len());
+        for (handle, set) in pairs {
+            out.push(match (handle, set) {
+                (Some(h), Some(set)) => Some(self.backend.evaluate(h, 0, set.n).await?),
+                _ => None,
+            });
+        }
+        let mut it = out.into_iter();
+        Ok(Evaluation {
+            train: it.next().flatten().expect("the training set is always evaluated"),
+            train_clean: it.next().flatten(),
+            train_corrupted: it.next().flatten(),
+            validation: it.next().flatten(),
+            test: it.next().flatten(),
+        })
     }
 }
