@@ -100,25 +100,27 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     let mut metrics = fs::File::create(&metrics_path).map_err(|e| LabError::Io(format!("cannot create {}: {e}", metrics_path.display())))?;
 
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(steps as u64) };
+    // indicatif draws nothing when stderr is not a terminal; the event lines must still be printed then.
+    let say = |line: String| if bar.is_hidden() { if !quiet { eprintln!("{line}") } } else { bar.println(line) };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  {msg}  eta {eta}").expect("template"));
     while !trainer.is_done() {
         for event in pollster::block_on(trainer.run_chunk())? {
             let line = serde_json::to_string(&event).expect("events serialise");
             writeln!(metrics, "{line}").map_err(|e| LabError::Io(format!("cannot write {}: {e}", metrics_path.display())))?;
             match &event {
-                Event::Started { backend, .. } => bar.println(format!("backend: {backend}")),
+                Event::Started { backend, .. } => say(format!("backend: {backend}")),
                 Event::Steps { first_step, losses } => {
                     let n = losses.first().map_or(0, Vec::len);
                     bar.set_position((first_step + n) as u64);
                     let mean: Vec<String> = losses.iter().map(|l| format!("{:.3}", l.iter().sum::<f32>() / n.max(1) as f32)).collect();
                     bar.set_message(format!("loss {}", mean.join(" ")));
                 }
-                Event::Diverged { model, step } => bar.println(format!("model {model} diverged at step {step}")),
+                Event::Diverged { model, step } => say(format!("model {model} diverged at step {step}")),
                 Event::Eval { step, metrics } | Event::Finished { steps: step, metrics } => {
                     let show = |name: &str, set: &Option<Vec<sgd_lab::backend::EvalMetrics>>| {
                         if let Some(set) = set {
                             let s: Vec<String> = set.iter().map(|m| format!("{:.4}/{:.1}%", m.loss, 100.0 * m.accuracy)).collect();
-                            bar.println(format!("step {step}: {name} loss/acc {}", s.join("  ")));
+                            say(format!("step {step}: {name} loss/acc {}", s.join("  ")));
                         }
                     };
                     show("train", &Some(metrics.train.clone()));
