@@ -151,59 +151,59 @@ fn noise_dist(noise: f32) -> Result<Normal<f64>> {
     Normal::new(0.0f64, noise.max(0.0) as f64).map_err(|e| LabError::Data(format!("noise {noise}: {e}")))
 }
 
-/// Two interleaved spirals (1.5 turns each) in roughly [−1, 1]², alternating labels 0, 1, 0, 1, ….
-pub fn two_spirals(n: usize, noise: f32, seed: u64) -> Result<Dataset> {
+/// The loop every 2-D generator shares: example `i` gets class `i mod classes` (so classes are balanced),
+/// `point(class, rng)` draws its noiseless position, then Gaussian noise of std `noise` is added to x, then y.
+fn points_2d(
+    name: impl Into<String>,
+    n: usize,
+    classes: usize,
+    noise: f32,
+    seed: u64,
+    mut point: impl FnMut(usize, &mut ChaCha8Rng) -> (f64, f64),
+) -> Result<Dataset> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let normal = noise_dist(noise)?;
     let mut x = Vec::with_capacity(2 * n);
     let mut y = Vec::with_capacity(n);
     for i in 0..n {
-        let class = (i % 2) as u32;
+        let class = i % classes;
+        let (px, py) = point(class, &mut rng);
+        x.push((px + normal.sample(&mut rng)) as f32);
+        x.push((py + normal.sample(&mut rng)) as f32);
+        y.push(class as u32);
+    }
+    Dataset::new(name, 2, classes, Features::F32(x), y)
+}
+
+/// Two interleaved spirals (1.5 turns each) in roughly [−1, 1]², alternating labels 0, 1, 0, 1, ….
+pub fn two_spirals(n: usize, noise: f32, seed: u64) -> Result<Dataset> {
+    points_2d("two spirals", n, 2, noise, seed, |class, rng| {
         let t: f64 = rng.random_range(0.0..1.0);
         let r = 0.1 + 0.9 * t;
         let angle = t * 3.0 * std::f64::consts::PI + class as f64 * std::f64::consts::PI;
-        x.push((r * angle.cos() + normal.sample(&mut rng)) as f32);
-        x.push((r * angle.sin() + normal.sample(&mut rng)) as f32);
-        y.push(class);
-    }
-    Dataset::new("two spirals", 2, 2, Features::F32(x), y)
+        (r * angle.cos(), r * angle.sin())
+    })
 }
 
 /// Two concentric circles: class 0 (even `i`) on the unit circle, class 1 on radius `factor`, angles uniform.
 pub fn circles(n: usize, noise: f32, factor: f32, seed: u64) -> Result<Dataset> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let normal = noise_dist(noise)?;
-    let mut x = Vec::with_capacity(2 * n);
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = (i % 2) as u32;
+    points_2d("circles", n, 2, noise, seed, |class, rng| {
         let angle: f64 = rng.random_range(0.0..std::f64::consts::TAU);
         let r = if class == 0 { 1.0 } else { factor as f64 };
-        x.push((r * angle.cos() + normal.sample(&mut rng)) as f32);
-        x.push((r * angle.sin() + normal.sample(&mut rng)) as f32);
-        y.push(class);
-    }
-    Dataset::new("circles", 2, 2, Features::F32(x), y)
+        (r * angle.cos(), r * angle.sin())
+    })
 }
 
 /// XOR quadrants: class 0 (even `i`) in the first or third quadrant, class 1 in the second or fourth,
 /// coordinates uniform in (0, 1] in magnitude before the noise.
 pub fn xor(n: usize, noise: f32, seed: u64) -> Result<Dataset> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let normal = noise_dist(noise)?;
-    let mut x = Vec::with_capacity(2 * n);
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = (i % 2) as u32;
+    points_2d("xor", n, 2, noise, seed, |class, rng| {
         let sx: f64 = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
         let sy = if class == 0 { sx } else { -sx };
         let ax: f64 = 1.0 - rng.random_range(0.0..1.0);
         let ay: f64 = 1.0 - rng.random_range(0.0..1.0);
-        x.push((sx * ax + normal.sample(&mut rng)) as f32);
-        x.push((sy * ay + normal.sample(&mut rng)) as f32);
-        y.push(class);
-    }
-    Dataset::new("xor", 2, 2, Features::F32(x), y)
+        (sx * ax, sy * ay)
+    })
 }
 
 /// `classes` Gaussian blobs of std `noise`; example `i` belongs to class `i mod classes`, centred at
@@ -212,16 +212,8 @@ pub fn blobs(n: usize, classes: usize, noise: f32, seed: u64) -> Result<Dataset>
     if classes < 2 {
         return Err(LabError::Data(format!("blobs need at least 2 classes, got {classes}")));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let normal = noise_dist(noise)?;
-    let mut x = Vec::with_capacity(2 * n);
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = i % classes;
+    points_2d(format!("{classes} blobs"), n, classes, noise, seed, |class, _| {
         let angle = std::f64::consts::TAU * class as f64 / classes as f64;
-        x.push((angle.cos() + normal.sample(&mut rng)) as f32);
-        x.push((angle.sin() + normal.sample(&mut rng)) as f32);
-        y.push(class as u32);
-    }
-    Dataset::new(format!("{classes} blobs"), 2, classes, Features::F32(x), y)
+        (angle.cos(), angle.sin())
+    })
 }
