@@ -1,15 +1,16 @@
 // gather.wgsl — builds the input rows of a mini-batch for K models from the data set held on the GPU.
 //
 // Why: the data set is uploaded once (u8 pixels packed four per u32, or f32 bits); each step only uploads
-// indices, and this kernel decodes (`byte * scale + shift`, exactly Dataset::feature) and copies the rows
+// indices, and this kernel decodes (`byte * scale[c] + shift[c]`, exactly Dataset::feature; the per-feature
+// table sits in the data buffer after the rows, at word `norm_off`: dim scales, then dim shifts) and copies the rows
 // and their labels into the layer-0 activations. Each model has its own batch: indices are
 // `[step][model][row]`; the step comes from the per-step uniform slot (dynamic offset). With
 // `contiguous = 1` (evaluation) row r of every model is example `slot.base + r` and no indices are read.
 //
 // Bindings (group 0):
-//   0 uniform GatherParams   sizes, format, scale/shift, destination
+//   0 uniform GatherParams   sizes, format, normalisation-table offset, destination
 //   1 uniform StepSlot       (dynamic offset, 256-byte slots) step within the call / chunk base
-//   2 storage read  data words   n × words_per_row
+//   2 storage read  data words   n × words_per_row (+ 2 × dim table words for u8)
 //   3 storage read  data labels  n
 //   4 storage read  indices      steps × K × rows
 //   5 storage rw    work         x at x_off + (model*mb + row)*dim + col
@@ -19,7 +20,7 @@
 
 struct GatherParams {
     k: u32, rows: u32, dim: u32, words_per_row: u32,
-    format: u32, scale: f32, shift: f32, mb: u32,
+    format: u32, norm_off: u32, _pad2: u32, mb: u32,
     contiguous: u32, x_off: u32, _pad0: u32, _pad1: u32,
 }
 
@@ -52,7 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (g.format == 1u) {
         let w = data[row_word + c / 4u];
         let byte = (w >> (8u * (c % 4u))) & 0xffu;
-        v = f32(byte) * g.scale + g.shift;
+        v = f32(byte) * bitcast<f32>(data[g.norm_off + c]) + bitcast<f32>(data[g.norm_off + g.dim + c]);
     } else {
         v = bitcast<f32>(data[row_word + c]);
     }

@@ -91,7 +91,8 @@ fn train_and_validation_rows_are_disjoint_sorted_and_match_the_features() {
         assert!(train.is_disjoint(&val), "n={n} v={v}");
         assert!(p.train_rows.windows(2).all(|w| w[0] < w[1]) && p.validation_rows.windows(2).all(|w| w[0] < w[1]));
         for (i, &row) in p.train_rows.iter().enumerate().step_by(7) {
-            let want: Vec<f32> = r.train.images.image(row as usize).iter().map(|&b| b as f32 * p.train.scale_shift().0 + p.train.scale_shift().1).collect();
+            let (scale, shift) = p.train.normalisation().unwrap();
+            let want: Vec<f32> = r.train.images.image(row as usize).iter().enumerate().map(|(c, &b)| b as f32 * scale[c] + shift[c]).collect();
             let got: Vec<f32> = (0..9).map(|c| p.train.feature(i, c)).collect();
             assert_eq!(got, want);
             assert_eq!(p.clean_labels[i], r.train.labels[row as usize] as u32);
@@ -162,10 +163,30 @@ fn global_normalisation_gives_the_training_features_mean_0_and_std_1() {
     assert!(m.abs() < 1e-5 && (s - 1.0).abs() < 1e-5, "mean {m}, std {s}");
     // The other splits use the training statistics: close to, not exactly, 0 and 1.
     let v = p.validation.as_ref().unwrap();
-    assert_eq!(v.scale_shift(), p.train.scale_shift());
-    assert_eq!(p.test.scale_shift(), p.train.scale_shift());
-    let (scale, shift) = p.train.scale_shift();
-    assert!((scale as f64 - 1.0 / (255.0 * p.pixel_std)).abs() < 1e-6 && (shift as f64 + p.pixel_mean / p.pixel_std).abs() < 1e-6);
+    assert_eq!(v.normalisation(), p.train.normalisation());
+    assert_eq!(p.test.normalisation(), p.train.normalisation());
+    let (scale, shift) = p.train.normalisation().unwrap();
+    assert!(scale.iter().all(|&s| (s as f64 - 1.0 / (255.0 * p.pixel_std)).abs() < 1e-6), "one scale for every pixel");
+    assert!(shift.iter().all(|&s| (s as f64 + p.pixel_mean / p.pixel_std).abs() < 1e-6), "one shift for every pixel");
+}
+
+#[test]
+fn per_pixel_normalisation_gives_each_training_pixel_mean_0_and_std_1() {
+    let mut o = opts(200, 50, 0.0, 6);
+    o.normalise = Normalise::PerPixel;
+    let p = prepare(&raw(), &o).unwrap();
+    let (scale, _) = p.train.normalisation().unwrap();
+    assert!(scale.windows(2).any(|w| w[0] != w[1]), "pixels get their own scales");
+    for c in 0..p.train.dim {
+        let col: Vec<f64> = (0..p.train.n).map(|r| p.train.feature(r, c) as f64).collect();
+        let mean = col.iter().sum::<f64>() / col.len() as f64;
+        let std = (col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / col.len() as f64).sqrt();
+        if scale[c] == 0.0 {
+            assert!(col.iter().all(|&x| x == 0.0), "a constant pixel becomes the feature 0");
+        } else {
+            assert!(mean.abs() < 1e-5 && (std - 1.0).abs() < 1e-5, "pixel {c}: mean {mean}, std {std}");
+        }
+    }
 }
 
 #[test]
@@ -173,7 +194,8 @@ fn unit_range_normalisation_maps_bytes_into_0_1() {
     let mut o = opts(100, 0, 0.0, 6);
     o.normalise = Normalise::UnitRange;
     let p = prepare(&raw(), &o).unwrap();
-    assert_eq!(p.train.scale_shift(), (1.0 / 255.0, 0.0));
+    let (scale, shift) = p.train.normalisation().unwrap();
+    assert!(scale.iter().all(|&s| s == 1.0 / 255.0) && shift.iter().all(|&s| s == 0.0));
     assert!((0..p.train.n).all(|r| (0..9).all(|c| (0.0..=1.0).contains(&p.train.feature(r, c)))));
 }
 
@@ -225,7 +247,7 @@ fn each_bad_dataset_field_is_named() {
     assert!(config_error(r#"{"name": "mnist", "validation_fraction": 1.0}"#).starts_with("data.validation_fraction"));
     assert!(config_error(r#"{"name": "mnist", "validation_fraction": 0.1, "validation_size": 10}"#).contains("not both"));
     assert!(config_error(r#"{"name": "mnist", "random_label_fraction": -0.1}"#).starts_with("data.random_label_fraction"));
-    assert!(config_error(r#"{"name": "mnist", "normalise": "per_pixel"}"#).contains("unknown variant `per_pixel`"));
+    assert!(config_error(r#"{"name": "mnist", "normalise": "per_feature"}"#).contains("unknown variant `per_feature`"));
     assert!(config_error(r#"{"name": "mnist", "trainsize": 10}"#).contains("unknown field `trainsize`"));
 }
 

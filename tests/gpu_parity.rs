@@ -134,7 +134,7 @@ async fn gather_decodes_u8_and_f32_rows_and_labels_like_the_cpu() {
     let (n, dim, rows) = (23, 7, 5);
     let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..4)).collect();
     let bytes: Vec<u8> = (0..n * dim).map(|_| rng.random()).collect();
-    let u8_data = Dataset::new("u8", dim, 4, Features::U8 { bytes, scale: 1.0 / 255.0 / 0.3, shift: -0.5 / 0.3 }, labels.clone()).unwrap();
+    let u8_data = Dataset::new("u8", dim, 4, Features::U8 { bytes, scale: (0..dim).map(|c| (1.0 + c as f32) / 255.0).collect(), shift: (0..dim).map(|c| -0.5 + 0.1 * c as f32).collect() }, labels.clone()).unwrap();
     let f32_data = Dataset::new("f32", dim, 4, Features::F32(rand_vec(&mut rng, n * dim, 3.0)), labels).unwrap();
     for data in [u8_data, f32_data] {
         let idx: Vec<u32> = (0..K * rows).map(|_| rng.random_range(0..n as u32)).collect();

@@ -23,7 +23,7 @@ fn data_dir() -> Option<PathBuf> {
 
 const CONFIG: &str = r#"{
     "model": {"input": 784, "hidden": [24], "classes": 10, "activation": "relu", "init": "he"},
-    "dataset": {"name": "fashion-mnist", "train_size": 300, "validation_size": 100, "random_label_fraction": 0.2, "seed": 5},
+    "dataset": {"name": "fashion-mnist", "train_size": 300, "validation_size": 100, "random_label_fraction": 0.2, "seed": 5, "normalise": "per_pixel"},
     "batch_size": 20, "steps": 30, "chunk_steps": 10,
     "models": [{"lr": 0.05, "momentum": 0.9, "seed": 1}, {"lr": 0.02, "seed": 2}]
 }"#;

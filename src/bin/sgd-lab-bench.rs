@@ -60,7 +60,7 @@ fn run(args: &Args) -> Result<(), LabError> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let bytes: Vec<u8> = (0..n * 784).map(|_| rng.random()).collect();
     let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..10)).collect();
-    let data = Dataset::new("random u8 784", 784, 10, Features::U8 { bytes, scale: 1.0 / 255.0, shift: 0.0 }, labels)?;
+    let data = Dataset::new("random u8 784", 784, 10, Features::u8_uniform(bytes, 784, 1.0 / 255.0, 0.0), labels)?;
     println!("| backend | widths | B | K | steps/s | samples·models/s | dispatches/step | submits/chunk | readbacks/chunk |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for name in &args.backends {

@@ -25,15 +25,23 @@ pub use synthetic::{blobs, circles, two_spirals, xor, SyntheticData};
 pub enum Features {
     /// `n × dim` floats, row-major.
     F32(Vec<f32>),
-    /// `n × dim` bytes, row-major; feature value = `byte * scale + shift` (e.g. scale = 1/(255σ), shift = −μ/σ).
+    /// `n × dim` bytes, row-major; feature `c` = `byte * scale[c] + shift[c]` (e.g. scale = 1/(255σ_c),
+    /// shift = −μ_c/σ_c; the same values in every column for a global normalisation).
     U8 {
         /// The raw bytes.
         bytes: Vec<u8>,
-        /// Multiplier applied to each byte.
-        scale: f32,
-        /// Offset added after scaling.
-        shift: f32,
+        /// Per-feature multiplier (length `dim`).
+        scale: Vec<f32>,
+        /// Per-feature offset added after scaling (length `dim`).
+        shift: Vec<f32>,
     },
+}
+
+impl Features {
+    /// u8 features with one scale and shift for every column.
+    pub fn u8_uniform(bytes: Vec<u8>, dim: usize, scale: f32, shift: f32) -> Self {
+        Features::U8 { bytes, scale: vec![scale; dim], shift: vec![shift; dim] }
+    }
 }
 
 /// Feature storage codes shared with `shaders/gather.wgsl`.
@@ -72,6 +80,18 @@ impl Dataset {
         if dim == 0 {
             return Err(LabError::Data("a data set needs at least one feature (dim = 0)".into()));
         }
+        if let Features::U8 { scale, shift, .. } = &features {
+            if scale.len() != dim || shift.len() != dim {
+                return Err(LabError::Data(format!(
+                    "u8 features need {dim} scales and shifts (one per feature), got {} and {}",
+                    scale.len(),
+                    shift.len()
+                )));
+            }
+            if let Some(c) = (0..dim).find(|&c| !scale[c].is_finite() || !shift[c].is_finite()) {
+                return Err(LabError::Data(format!("the normalisation of feature {c} is not finite (scale {}, shift {})", scale[c], shift[c])));
+            }
+        }
         if len != n * dim {
             return Err(LabError::Data(format!(
                 "{n} labels × {dim} features need {} feature values, got {len}",
@@ -99,7 +119,7 @@ impl Dataset {
     pub fn feature(&self, row: usize, col: usize) -> f32 {
         match &self.features {
             Features::F32(v) => v[row * self.dim + col],
-            Features::U8 { bytes, scale, shift } => bytes[row * self.dim + col] as f32 * scale + shift,
+            Features::U8 { bytes, scale, shift } => bytes[row * self.dim + col] as f32 * scale[col] + shift[col],
         }
     }
 
@@ -119,19 +139,21 @@ impl Dataset {
         }
     }
 
-    /// `(scale, shift)` of u8 features; `(1, 0)` for f32.
-    pub fn scale_shift(&self) -> (f32, f32) {
-        match self.features {
-            Features::F32(_) => (1.0, 0.0),
-            Features::U8 { scale, shift, .. } => (scale, shift),
+    /// Per-feature `(scale, shift)` of u8 features; `None` for f32 features.
+    pub fn normalisation(&self) -> Option<(&[f32], &[f32])> {
+        match &self.features {
+            Features::F32(_) => None,
+            Features::U8 { scale, shift, .. } => Some((scale, shift)),
         }
     }
 
-    /// The features as the GPU holds them: f32 bits, or bytes packed four per word (rows padded to whole words).
+    /// The features as the GPU holds them: f32 bits; or bytes packed four per word (rows padded to whole
+    /// words) followed by the normalisation table, `dim` scale bits then `dim` shift bits, at word
+    /// `n × words_per_row` (so the gather kernel needs no extra binding).
     pub fn gpu_words(&self) -> Vec<u32> {
         match &self.features {
             Features::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
-            Features::U8 { bytes, .. } => {
+            Features::U8 { bytes, scale, shift } => {
                 let wpr = self.words_per_row();
                 let mut out = vec![0u32; self.n * wpr];
                 for r in 0..self.n {
@@ -139,6 +161,7 @@ impl Dataset {
                         out[r * wpr + c / 4] |= (bytes[r * self.dim + c] as u32) << (8 * (c % 4));
                     }
                 }
+                out.extend(scale.iter().chain(shift).map(|v| v.to_bits()));
                 out
             }
         }
@@ -152,10 +175,22 @@ mod tests {
     #[test]
     fn u8_features_pack_four_per_word_little_endian() {
         let bytes: Vec<u8> = (1..=10).collect();
-        let d = Dataset::new("t", 5, 3, Features::U8 { bytes, scale: 0.5, shift: -1.0 }, vec![0, 2]).unwrap();
+        let scale = vec![0.5, 0.5, 0.25, 1.0, 2.0];
+        let shift = vec![-1.0, 0.0, 0.0, 0.0, 3.0];
+        let d = Dataset::new("t", 5, 3, Features::U8 { bytes, scale: scale.clone(), shift: shift.clone() }, vec![0, 2]).unwrap();
         assert_eq!(d.words_per_row(), 2);
-        assert_eq!(d.gpu_words(), vec![0x04030201, 0x05, 0x09080706, 0x0a]);
-        assert_eq!(d.feature(1, 2), 8.0 * 0.5 - 1.0);
+        let words = d.gpu_words();
+        assert_eq!(words[..4], [0x04030201, 0x05, 0x09080706, 0x0a]);
+        let table: Vec<f32> = words[4..].iter().map(|&w| f32::from_bits(w)).collect();
+        assert_eq!(table, [scale, shift].concat(), "the per-feature table follows the rows");
+        assert_eq!(d.feature(1, 2), 8.0 * 0.25);
+        assert_eq!(d.feature(1, 4), 10.0 * 2.0 + 3.0);
+    }
+
+    #[test]
+    fn u8_normalisation_must_cover_every_feature() {
+        let e = Dataset::new("t", 2, 2, Features::U8 { bytes: vec![1, 2], scale: vec![1.0], shift: vec![0.0, 0.0] }, vec![0]).unwrap_err();
+        assert!(e.to_string().contains("2 scales and shifts"), "{e}");
     }
 
     #[test]

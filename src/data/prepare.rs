@@ -75,7 +75,7 @@ impl RealDataset {
     }
 }
 
-/// How pixel bytes become features; one scale and shift for every feature (what the GPU's gather decodes).
+/// How pixel bytes become features: `byte · scale_c + shift_c` per pixel c (what the GPU's gather decodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Normalise {
@@ -84,6 +84,9 @@ pub enum Normalise {
     /// (byte/255 − μ) / σ with the global mean and standard deviation of the training subset's pixels.
     #[default]
     Global,
+    /// (byte/255 − μ_c) / σ_c with each pixel's own mean and standard deviation over the training subset;
+    /// a pixel that is constant there (σ_c = 0, e.g. MNIST's borders) becomes the feature 0.
+    PerPixel,
 }
 
 /// The serde configuration of a real data set. Read it, [`validate`](DatasetConfig::validate) it, then
@@ -328,8 +331,8 @@ pub fn subset(data: &Dataset, rows: &[usize], name: impl Into<String>) -> Result
         Features::F32(v) => Features::F32(rows.iter().flat_map(|&r| v[r * d..(r + 1) * d].iter().copied()).collect()),
         Features::U8 { bytes, scale, shift } => Features::U8 {
             bytes: rows.iter().flat_map(|&r| bytes[r * d..(r + 1) * d].iter().copied()).collect(),
-            scale: *scale,
-            shift: *shift,
+            scale: scale.clone(),
+            shift: shift.clone(),
         },
     };
     Dataset::new(name, d, data.classes, features, labels)
@@ -372,7 +375,8 @@ fn shuffle<T>(rng: &mut ChaCha8Rng, v: &mut [T]) {
 }
 
 /// One scale and shift for all features: `(scale, shift, μ, σ)` with μ, σ of byte/255 over `bytes`.
-fn normalisation(what: &str, bytes: &[u8], how: Normalise) -> Result<(f32, f32, f64, f64)> {
+/// Per-pixel `(scale, shift)` for `how`, and the global pixel mean and std (as byte/255) of `bytes` (rows of `dim`).
+fn normalisation(what: &str, bytes: &[u8], dim: usize, how: Normalise) -> Result<(Vec<f32>, Vec<f32>, f64, f64)> {
     let m = bytes.len() as u128;
     let (sum, sumsq) = bytes.iter().fold((0u128, 0u128), |(s, q), &b| (s + b as u128, q + (b as u128) * (b as u128)));
     let (mean_b, var_b) = if m == 0 {
@@ -383,14 +387,38 @@ fn normalisation(what: &str, bytes: &[u8], how: Normalise) -> Result<(f32, f32, 
     };
     let std_b = var_b.sqrt();
     match how {
-        Normalise::UnitRange => Ok((1.0 / 255.0, 0.0, mean_b / 255.0, std_b / 255.0)),
+        Normalise::UnitRange => Ok((vec![1.0 / 255.0; dim], vec![0.0; dim], mean_b / 255.0, std_b / 255.0)),
+        Normalise::PerPixel => {
+            let rows = (bytes.len() / dim.max(1)) as u128;
+            let mut sum = vec![0u128; dim];
+            let mut sumsq = vec![0u128; dim];
+            for row in bytes.chunks_exact(dim) {
+                for (c, &b) in row.iter().enumerate() {
+                    sum[c] += b as u128;
+                    sumsq[c] += (b as u128) * (b as u128);
+                }
+            }
+            let (mut scale, mut shift) = (vec![0f32; dim], vec![0f32; dim]);
+            for c in 0..dim {
+                if rows == 0 {
+                    break;
+                }
+                let var = (rows * sumsq[c] - sum[c] * sum[c]) as f64 / (rows as f64 * rows as f64);
+                if var > 0.0 {
+                    let (mean, std) = (sum[c] as f64 / rows as f64, var.sqrt());
+                    scale[c] = (1.0 / std) as f32;
+                    shift[c] = (-mean / std) as f32;
+                }
+            }
+            Ok((scale, shift, mean_b / 255.0, std_b / 255.0))
+        }
         Normalise::Global => {
             if std_b <= 0.0 {
                 return Err(LabError::Data(format!(
                     "{what}: every training pixel has the same value ({mean_b}), so it cannot be normalised to std 1; use \"normalise\": \"unit_range\" or more training examples"
                 )));
             }
-            Ok(((1.0 / std_b) as f32, (-mean_b / std_b) as f32, mean_b / 255.0, std_b / 255.0))
+            Ok((vec![(1.0 / std_b) as f32; dim], vec![(-mean_b / std_b) as f32; dim], mean_b / 255.0, std_b / 255.0))
         }
     }
 }
@@ -472,8 +500,8 @@ pub fn prepare(raw: &RawData, opts: &PrepareOptions) -> Result<PreparedData> {
     // Normalisation from the training subset, applied to every split.
     let dim = raw.dim();
     let train_bytes = gather_rows(&raw.train.images, &train_rows);
-    let (scale, shift, pixel_mean, pixel_std) = normalisation(&format!("{} training subset", raw.name), &train_bytes, opts.normalise)?;
-    let u8s = |bytes: Vec<u8>| Features::U8 { bytes, scale, shift };
+    let (scale, shift, pixel_mean, pixel_std) = normalisation(&format!("{} training subset", raw.name), &train_bytes, dim, opts.normalise)?;
+    let u8s = |bytes: Vec<u8>| Features::U8 { bytes, scale: scale.clone(), shift: shift.clone() };
     let mut train_name = format!("{} train (N={n}", raw.name);
     if flips > 0 {
         train_name += &format!(", {flips} random labels");

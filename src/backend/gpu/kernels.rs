@@ -278,15 +278,14 @@ pub async fn gather(ctx: &GpuContext, data: &Dataset, k: usize, rows: usize, ind
     }
     let layout = Layout::new(&[data.dim, 2], Activation::Linear);
     let wl = WorkLayout::new(&layout, k, rows);
-    let (scale, shift) = data.scale_shift();
     let g = GatherParams {
         k: k as u32,
         rows: rows as u32,
         dim: data.dim as u32,
         words_per_row: data.words_per_row() as u32,
         format: data.format(),
-        scale,
-        shift,
+        norm_off: (data.n * data.words_per_row()) as u32,
+        _pad2: 0,
         mb: rows as u32,
         contiguous: 0,
         x_off: wl.acts[0] as u32,

@@ -34,7 +34,6 @@ struct GpuData {
     dim: usize,
     words_per_row: usize,
     format: u32,
-    scale_shift: (f32, f32),
     words: wgpu::Buffer,
     labels: wgpu::Buffer,
     /// Two uniform slots: indexed gather (training) and contiguous gather (evaluation).
@@ -450,8 +449,8 @@ fn write_gather_uniforms(ctx: &GpuContext, d: &GpuData, k: usize, rows: usize, m
             dim: d.dim as u32,
             words_per_row: d.words_per_row as u32,
             format: d.format,
-            scale: d.scale_shift.0,
-            shift: d.scale_shift.1,
+            norm_off: (d.n * d.words_per_row) as u32,
+            _pad2: 0,
             mb: mb as u32,
             contiguous,
             x_off: x_off as u32,
@@ -500,7 +499,8 @@ impl Backend for GpuBackend {
         check_dataset_fits(&self.layout, data)?;
         let limit = self.ctx.limits().max_storage_buffer_binding_size;
         let wpr = data.words_per_row();
-        let bytes = (data.n * wpr * 4) as u64;
+        let table = data.normalisation().map_or(0, |(s, _)| 2 * s.len());
+        let bytes = ((data.n * wpr + table) * 4) as u64;
         if bytes > limit {
             let fit = limit / (wpr as u64 * 4);
             return Err(LabError::Gpu(format!(
@@ -509,7 +509,7 @@ impl Backend for GpuBackend {
                 if data.format() == crate::data::format::F32 { "store the features as u8 (4× smaller) or " } else { "" }
             )));
         }
-        if data.n * wpr > u32::MAX as usize / 2 {
+        if data.n * wpr + table > u32::MAX as usize / 2 {
             return Err(LabError::Gpu(format!("data set '{}' is too large for 32-bit indices", data.name)));
         }
         let ctx = &self.ctx;
@@ -518,7 +518,6 @@ impl Backend for GpuBackend {
             dim: data.dim,
             words_per_row: wpr,
             format: data.format(),
-            scale_shift: data.scale_shift(),
             words: ctx.storage_init("data words", bytemuck::cast_slice(&data.gpu_words())),
             labels: ctx.storage_init("data labels", bytemuck::cast_slice(&data.labels)),
             uniforms: ctx.uniform("gather uniforms", 2 * SLOT),

@@ -138,7 +138,7 @@ pub(crate) fn gemm_weight_grad(lo: &LayerOffsets, p: usize, wl: &WorkLayout, l: 
 #[repr(C)]
 pub(crate) struct GatherParams {
     pub k: u32, pub rows: u32, pub dim: u32, pub words_per_row: u32,
-    pub format: u32, pub scale: f32, pub shift: f32, pub mb: u32,
+    pub format: u32, pub norm_off: u32, pub _pad2: u32, pub mb: u32,
     pub contiguous: u32, pub x_off: u32, pub _pad: [u32; 2],
 }
 
