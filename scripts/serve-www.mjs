@@ -1,6 +1,9 @@
 // A small static file server for www/ on the loopback interface, on a port the OS picks.
 // Used by scripts/serve (run directly) and by the end-to-end tests (imported: startServer()).
 // Node's standard library only. `.wasm` is served as application/wasm so streaming compilation works.
+// `.gz` files (the IDX data sets of www/data) are served as opaque bytes: `application/gzip` and never a
+// `Content-Encoding`, so the browser hands the page the gzip stream itself (the Rust IDX reader inflates
+// it) and Content-Length is the size of those bytes (the page shows download progress against it).
 import { createServer } from "node:http";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -18,6 +21,7 @@ const TYPES = {
   ".png": "image/png",
   ".ts": "text/plain; charset=utf-8",
   ".txt": "text/plain; charset=utf-8",
+  ".gz": "application/gzip",
 };
 
 /** Serves `root` on 127.0.0.1 at an OS-chosen port; resolves to { url, close }. */
@@ -36,18 +40,25 @@ export async function startServer(root, { log = false } = {}) {
       res.writeHead(403).end("forbidden");
       return;
     }
+    let size;
     try {
       if ((await stat(file)).isDirectory()) file = join(file, "index.html");
-      await stat(file);
+      size = (await stat(file)).size;
     } catch {
       res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${path}`);
       if (log) console.log(`404 ${path}`);
       return;
     }
+    // No content-encoding, ever: every file goes out as the bytes on disk.
     res.writeHead(200, {
       "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+      "content-length": String(size),
       "cache-control": "no-store",
     });
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
     createReadStream(file).pipe(res);
   });
   await new Promise((ok, fail) => {

@@ -5,7 +5,9 @@
 //! ```js
 //! import init, { Lab } from "./pkg/sgd_lab.js";
 //! await init();
-//! const lab = await Lab.create(JSON.stringify(config), /* preferGpu */ true);
+//! const lab = await Lab.create(JSON.stringify(config), /* preferGpu */ true);   // synthetic `data`
+//! // or, for a real `dataset` (Fashion-MNIST, MNIST), with the four IDX files' bytes (gzipped or not):
+//! const lab = await Lab.createWithData(JSON.stringify(config), true, trainImages, trainLabels, testImages, testLabels);
 //! console.log(lab.backend, lab.onGpu, lab.fallbackReason);
 //! while (!lab.done) {
 //!   for (const ev of await lab.step()) { /* ev.type: started | steps | eval | diverged | finished */ }
@@ -18,23 +20,52 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
+use serde::Serialize;
+
 use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
 use crate::backend::Backend;
-use crate::train::{TrainConfig, Trainer};
+use crate::data::prepare::prepare;
+use crate::data::RawData;
+use crate::error::LabError;
+use crate::train::{RunData, TrainConfig, Trainer};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_EVENTS: &str = r#"
-/** Metrics of one model over the training set. */
+/** Metrics of one model over one data set. */
 export interface EvalMetrics { loss: number; accuracy: number }
+/** Per data set of the run, per model. Sets the run does not have are absent. */
+export interface Evaluation {
+  train: EvalMetrics[];             /* the training set, labels as trained on */
+  train_clean?: EvalMetrics[];      /* training examples that kept their label (only with random labels) */
+  train_corrupted?: EvalMetrics[];  /* training examples with a random label, against that label (memorisation) */
+  validation?: EvalMetrics[];
+  test?: EvalMetrics[];
+}
+/** Examples per data set of the run (same keys as `Evaluation`). */
+export interface SetSizes { train: number; train_clean?: number; train_corrupted?: number; validation?: number; test?: number }
 /** What `Lab.step()` resolves to: the events of one training chunk, in order. */
 export type LabEvent =
   | { type: "started"; models: number; steps: number; batch_size: number; params_per_model: number;
       backend: string; dataset: string; examples: number }
   | { type: "steps"; first_step: number; losses: number[][] /* [model][step], NaN once diverged */ }
-  | { type: "eval"; step: number; train: EvalMetrics[] /* [model] */ }
+  | ({ type: "eval"; step: number } & Evaluation)
   | { type: "diverged"; model: number; step: number }
-  | { type: "finished"; steps: number; train: EvalMetrics[] /* [model] */ };
+  | ({ type: "finished"; steps: number } & Evaluation);
 "#;
+
+/// Examples per data set of a run (`SetSizes` in TypeScript).
+#[derive(Serialize)]
+struct SetSizes {
+    train: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train_clean: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train_corrupted: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test: Option<usize>,
+}
 
 /// Runs once when the module is instantiated: Rust panics then reach the browser console readably.
 #[wasm_bindgen(start)]
@@ -55,17 +86,58 @@ pub struct Lab {
     backend: String,
     on_gpu: bool,
     fallback_reason: Option<String>,
+    sets: SetSizes,
 }
 
 #[wasm_bindgen]
 impl Lab {
     /// Parses and validates `configJson`, picks a backend (the GPU only if `preferGpu` and WebGPU really
     /// gives an adapter) and prepares the models. Rejects with a message naming the offending field.
+    /// The config's data must be synthetic (`data`); a real `dataset` needs [`Lab::create_with_data`].
     pub async fn create(
         #[wasm_bindgen(js_name = configJson)] config_json: String,
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
     ) -> Result<Lab, JsError> {
         let config = TrainConfig::from_json(&config_json).map_err(to_js)?;
+        if let Some(d) = &config.dataset {
+            return Err(to_js(LabError::config(
+                "dataset",
+                format!("{} is a real data set: fetch its four IDX files and call Lab.createWithData", d.name.name()),
+            )));
+        }
+        let data = RunData::synthetic(&config).map_err(to_js)?;
+        Self::start(config, prefer_gpu, data).await
+    }
+
+    /// Like [`Lab::create`], for a config whose `dataset` is a real data set (Fashion-MNIST, MNIST): the
+    /// four IDX files (gzipped or plain bytes, as fetched from `data/<name>/`) are parsed and checked, then
+    /// the training subset, validation split and random labels are drawn as `dataset` says
+    /// (`docs/data.md`). Rejects with a message naming the config field, or the file and what is wrong.
+    #[wasm_bindgen(js_name = createWithData)]
+    pub async fn create_with_data(
+        #[wasm_bindgen(js_name = configJson)] config_json: String,
+        #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
+        #[wasm_bindgen(js_name = trainImages)] train_images: Vec<u8>,
+        #[wasm_bindgen(js_name = trainLabels)] train_labels: Vec<u8>,
+        #[wasm_bindgen(js_name = testImages)] test_images: Vec<u8>,
+        #[wasm_bindgen(js_name = testLabels)] test_labels: Vec<u8>,
+    ) -> Result<Lab, JsError> {
+        let config = TrainConfig::from_json(&config_json).map_err(to_js)?;
+        let data = {
+            let dataset = config.dataset.as_ref().ok_or_else(|| {
+                to_js(LabError::config("dataset", "missing: Lab.createWithData needs a real data set (e.g. {\"name\": \"fashion-mnist\", \"train_size\": 2000}); use Lab.create for synthetic `data`"))
+            })?;
+            let raw = RawData::from_files(dataset.name, &train_images, &train_labels, &test_images, &test_labels).map_err(to_js)?;
+            drop((train_images, train_labels, test_images, test_labels));
+            let prepared = prepare(&raw, &dataset.options(raw.train.len())).map_err(to_js)?;
+            drop(raw);
+            RunData::from_prepared(prepared).map_err(to_js)?
+        };
+        Self::start(config, prefer_gpu, data).await
+    }
+
+    /// Picks the backend and builds the trainer on `data`.
+    async fn start(config: TrainConfig, prefer_gpu: bool, data: RunData) -> Result<Lab, JsError> {
         let choice = if prefer_gpu { BackendChoice::Auto } else { BackendChoice::Cpu };
         let (backend, why_cpu) = make_backend(&config.model.layout(), config.models.len(), config.batch_size, choice)
             .await
@@ -77,8 +149,10 @@ impl Lab {
             (false, None) => Some("the GPU was not requested".to_string()),
         };
         let description = backend.describe();
-        let trainer = Trainer::new(config, backend).map_err(to_js)?;
-        Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason })
+        let n = |s: &Option<crate::data::Dataset>| s.as_ref().map(|s| s.n);
+        let sets = SetSizes { train: data.train.n, train_clean: n(&data.train_clean), train_corrupted: n(&data.train_corrupted), validation: n(&data.validation), test: n(&data.test) };
+        let trainer = Trainer::with_data(config, backend, data).map_err(to_js)?;
+        Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets })
     }
 
     /// What trains the models, e.g. `"GPU: SwiftShader Device (WebGPU)"` or `"CPU (f32)"`.
@@ -99,6 +173,12 @@ impl Lab {
         self.fallback_reason.clone()
     }
 
+    /// Examples in each data set of the run (`SetSizes`), e.g. `{ train: 2000, validation: 1000, test: 10000 }`.
+    #[wasm_bindgen(getter, unchecked_return_type = "SetSizes")]
+    pub fn sets(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&self.sets).map_err(|e| JsError::new(&e.to_string()))
+    }
+
     /// True once every step has run.
     #[wasm_bindgen(getter)]
     pub fn done(&self) -> bool {
@@ -115,7 +195,9 @@ impl Lab {
                 .try_borrow_mut()
                 .map_err(|_| JsValue::from(JsError::new("Lab.step() called again before the previous step finished")))?;
             let events = t.run_chunk().await.map_err(|e| JsValue::from(to_js(e)))?;
-            serde_wasm_bindgen::to_value(&events).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+            // Plain objects, not `Map`s: `eval`/`finished` flatten their metrics, which serde sees as a map.
+            let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+            events.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
         })
     }
 }

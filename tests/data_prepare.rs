@@ -252,6 +252,7 @@ fn each_bad_dataset_field_is_named() {
 }
 
 #[test]
+#[cfg(not(target_arch = "wasm32"))] // load_named reads files: native only
 fn load_named_says_how_to_fetch_missing_files() {
     let e = sgd_lab::data::load_named(&DatasetConfig::new(RealDataset::Mnist), std::path::Path::new("/nonexistent-data-dir")).unwrap_err().to_string();
     assert!(e.contains("mnist/train-images-idx3-ubyte.gz") && e.contains("scripts/fetch-data"), "{e}");

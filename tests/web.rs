@@ -101,3 +101,155 @@ async fn a_second_step_while_one_is_running_is_rejected_not_panicked_on() {
         assert!(get(&e, "message").as_string().unwrap().contains("before the previous step finished"));
     }
 }
+
+// --- a real data set from bytes: Lab.createWithData on a tiny hand-built IDX "Fashion-MNIST" -----------
+
+/// Deterministic pseudo-random bytes (an LCG): the test needs no RNG crate.
+struct Lcg(u32);
+impl Lcg {
+    fn next(&mut self) -> u8 {
+        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (self.0 >> 24) as u8
+    }
+}
+
+/// `n` 28×28 images, class `i % 10`, each lighting up the two pixel rows of its class over dim noise;
+/// returns the IDX image file and the IDX label file (plain bytes).
+fn tiny_idx(n: usize, seed: u32) -> (Vec<u8>, Vec<u8>) {
+    let mut rng = Lcg(seed);
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let mut pixels = Vec::with_capacity(n * 784);
+    for &c in &labels {
+        for row in 0..28 {
+            let lit = row / 2 == c as usize;
+            for _ in 0..28 {
+                pixels.push(if lit { 180 + rng.next() / 4 } else { rng.next() / 6 });
+            }
+        }
+    }
+    (sgd_lab::data::idx::encode_images(n as u32, 28, 28, &pixels), sgd_lab::data::idx::encode_labels(&labels))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// The four files of a tiny set: 60 training images (the training file is gzipped, as served) and 20 test images.
+fn tiny_files() -> [Vec<u8>; 4] {
+    let (train_images, train_labels) = tiny_idx(60, 1);
+    let (test_images, test_labels) = tiny_idx(20, 2);
+    [gzip(&train_images), train_labels, test_images, test_labels]
+}
+
+/// 784→16→10 on 40 training examples (10 with random labels), 10 held out for validation.
+fn real_config(steps: usize, train_size: usize) -> String {
+    format!(
+        r#"{{"model":{{"input":784,"hidden":[16],"classes":10,"activation":"relu","init":"he"}},
+            "dataset":{{"name":"fashion-mnist","train_size":{train_size},"validation_size":10,"random_label_fraction":0.25,"seed":1}},
+            "batch_size":10,"steps":{steps},"models":[{{"lr":0.05,"seed":1}}],"eval_every":20,"chunk_steps":10}}"#
+    )
+}
+
+async fn create_with(config: String, prefer_gpu: bool, files: [Vec<u8>; 4]) -> Result<Lab, String> {
+    let [a, b, c, d] = files;
+    Lab::create_with_data(config, prefer_gpu, a, b, c, d).await.map_err(|e| get(&JsValue::from(e), "message").as_string().unwrap())
+}
+
+/// Runs to the end; returns the events as JS objects.
+async fn events_to_end(lab: &Lab) -> Vec<JsValue> {
+    let mut all = Vec::new();
+    while !lab.done() {
+        let events = JsFuture::from(lab.step()).await.expect("step resolves");
+        all.extend(js_sys::Array::from(&events).iter());
+    }
+    all
+}
+
+/// `ev[set][0][metric]` as f64 (NaN if absent).
+fn metric(ev: &JsValue, set: &str, what: &str) -> f64 {
+    let per_model = get(ev, set);
+    if per_model.is_undefined() {
+        return f64::NAN;
+    }
+    get(&js_sys::Array::from(&per_model).get(0), what).as_f64().unwrap_or(f64::NAN)
+}
+
+#[wasm_bindgen_test]
+async fn a_real_data_set_from_idx_bytes_trains_and_reports_every_set() {
+    let lab = create_with(real_config(60, 40), false, tiny_files()).await.expect("the tiny set is valid");
+    let sets = lab.sets().unwrap();
+    let size = |k: &str| get(&sets, k).as_f64().unwrap_or(-1.0);
+    assert_eq!([size("train"), size("train_clean"), size("train_corrupted"), size("validation"), size("test")], [40.0, 30.0, 10.0, 10.0, 20.0]);
+    let events = events_to_end(&lab).await;
+    let ty = |ev: &JsValue| get(ev, "type").as_string().unwrap();
+    let started = &events[0];
+    assert_eq!(ty(started), "started");
+    let name = get(started, "dataset").as_string().unwrap();
+    assert_eq!(name, "fashion-mnist train (N=40, 10 random labels)");
+    let mut losses = Vec::new();
+    for ev in events.iter().filter(|e| ty(e) == "steps") {
+        let model0 = js_sys::Array::from(&get(ev, "losses")).get(0);
+        losses.extend(js_sys::Array::from(&model0).iter().map(|v| v.as_f64().unwrap()));
+    }
+    assert_eq!(losses.len(), 60);
+    // Evaluations are plain objects with a property per set (not JS Maps): the page reads `ev.test[0]`.
+    let evals: Vec<&JsValue> = events.iter().filter(|e| ty(e) == "eval").collect();
+    assert_eq!(evals.len(), 2, "after steps 20 and 40; the one after step 60 comes with `finished`");
+    let finished = events.last().unwrap();
+    assert_eq!(ty(finished), "finished");
+    for set in ["train", "train_clean", "train_corrupted", "validation", "test"] {
+        for ev in [evals[0], finished] {
+            let (loss, acc) = (metric(ev, set, "loss"), metric(ev, set, "accuracy"));
+            assert!(loss.is_finite() && (0.0..=1.0).contains(&acc), "{set}: loss {loss}, accuracy {acc}");
+        }
+    }
+    let (first, last) = (metric(evals[0], "train", "loss"), metric(finished, "train", "loss"));
+    let start = losses[..10].iter().sum::<f64>() / 10.0;
+    assert!(last < 0.8 * start && last < first, "training loss should fall: first 10 steps {start}, after 20 steps {first}, at the end {last}");
+    // The lit rows make the classes easy: the clean part and the held-out sets are learnt well above chance (10%).
+    for set in ["train_clean", "validation", "test"] {
+        let acc = metric(finished, set, "accuracy");
+        assert!(acc >= 0.5, "{set} accuracy {acc}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn preferring_the_gpu_a_real_data_set_trains_there_or_on_the_cpu_with_a_reason() {
+    let lab = create_with(real_config(20, 40), true, tiny_files()).await.expect("the tiny set is valid");
+    assert!(lab.on_gpu() || lab.fallback_reason().is_some());
+    let events = events_to_end(&lab).await;
+    let finished = events.last().unwrap();
+    assert_eq!(get(finished, "type").as_string().unwrap(), "finished");
+    for set in ["train", "train_clean", "train_corrupted", "validation", "test"] {
+        assert!(metric(finished, set, "loss").is_finite(), "{set} on {}", lab.backend());
+    }
+}
+
+#[wasm_bindgen_test]
+async fn bad_files_and_mismatched_configs_are_refused_naming_the_file_or_field() {
+    // A truncated label file: the file is named.
+    let mut files = tiny_files();
+    files[1].truncate(files[1].len() - 3);
+    let m = create_with(real_config(10, 40), false, files).await.err().unwrap();
+    assert!(m.contains("fashion-mnist/train-labels-idx1-ubyte.gz") && m.contains("truncated"), "{m}");
+    // Test images and labels swapped: the images file is named, with what it expected.
+    let [a, b, c, d] = tiny_files();
+    let m = create_with(real_config(10, 40), false, [a, b, d, c]).await.err().unwrap();
+    assert!(m.contains("fashion-mnist/t10k-images-idx3-ubyte.gz") && m.contains("magic"), "{m}");
+    // Something that is not gzip or IDX at all (e.g. an HTML 404 page).
+    let [_, b, c, d] = tiny_files();
+    let m = create_with(real_config(10, 40), false, [b"<!doctype html>".to_vec(), b, c, d]).await.err().unwrap();
+    assert!(m.contains("train-images-idx3-ubyte.gz"), "{m}");
+    // More training examples than the (tiny) file holds.
+    let m = create_with(real_config(10, 55), false, tiny_files()).await.err().unwrap();
+    assert!(m.contains("train_size"), "{m}");
+    // A synthetic config has no files to take; a real one cannot go through Lab.create.
+    let m = create_with(config(10, 0.1), false, tiny_files()).await.err().unwrap();
+    assert!(m.contains("`dataset`") && m.contains("Lab.create"), "{m}");
+    let err = Lab::create(real_config(10, 40), false).await.err().unwrap();
+    let m = get(&JsValue::from(err), "message").as_string().unwrap();
+    assert!(m.contains("`dataset`") && m.contains("Lab.createWithData"), "{m}");
+}

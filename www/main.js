@@ -1,16 +1,31 @@
-// The lab's first page: load the wasm engine, pick WebGPU or the CPU, train one MLP on two spirals,
-// and draw its loss as it falls. Training runs in chunks with a yield to the browser in between.
+// The lab's page: load the wasm engine, pick WebGPU or the CPU, train one MLP on the chosen data set and
+// draw its loss as it falls. On load it trains the two-spirals demo; pick another set (synthetic, or a real
+// one: Fashion-MNIST, MNIST, downloaded with progress and kept in the Cache API) and press Train.
+// Training runs in chunks with a yield to the browser in between; Stop ends a run between chunks.
 //
-// Test hooks (read by tests/e2e): <body data-state="loading|training|done|error">,
-// #backend[data-kind="gpu|cpu"], #loss-chart[data-points, data-loss-start, data-loss-end].
+// Test hooks (read by tests/e2e): <body data-state="loading|fetching|training|done|stopped|error">,
+// #backend[data-kind="gpu|cpu"], #loss-chart[data-points, data-loss-start, data-loss-end],
+// #data-status[data-source="network|cache|memory|mixed", data-received, data-total, data-magic],
+// #metrics[data-step] with rows tr[data-set="train|train_clean|train_corrupted|validation|test"]
+// [data-loss, data-accuracy].
 // Add ?cpu to the URL to train on the CPU even when WebGPU is available.
 import init, { Lab, version } from "./pkg/sgd_lab.js";
 import { LossChart } from "./loss-chart.js";
-import { SPIRALS_DEMO } from "./presets.js";
+import { PRESETS, configFor, fieldsOf } from "./presets.js";
+import { REAL_SETS, loadRealData } from "./data-loader.js";
 
 const $ = (id) => document.getElementById(id);
 const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const FIELDS = ["n", "train_size", "validation_size", "random_label_fraction", "steps", "batch_size", "lr"];
+const SET_NAMES = [
+  ["train", "Training set"],
+  ["train_clean", "… examples with their own label"],
+  ["train_corrupted", "… examples with a random label (memorisation)"],
+  ["validation", "Validation"],
+  ["test", "Test"],
+];
+const MB = (bytes) => (bytes / 1e6).toFixed(1);
 
 function showBackend(lab) {
   const el = $("backend");
@@ -31,41 +46,144 @@ function showError(err) {
   console.error(err);
 }
 
-async function train(chart, preferGpu) {
-  const config = SPIRALS_DEMO;
-  const lab = await Lab.create(JSON.stringify(config), preferGpu);
-  showBackend(lab);
-  $("run-summary").textContent =
-    `${config.data.n} points · MLP 2→${config.model.hidden.join("→")}→2 (${config.model.activation}) · ` +
-    `batch ${config.batch_size} · lr ${config.models[0].lr} · momentum ${config.models[0].momentum} · ` +
-    `${config.steps} steps`;
-  chart.clear();
-  document.body.dataset.state = "training";
-  const all = [];
-  const t0 = performance.now();
-  while (!lab.done) {
-    for (const ev of await lab.step()) {
-      if (ev.type === "steps") {
-        const losses = ev.losses[0];
-        chart.addSteps(ev.first_step, losses);
-        all.push(...losses);
-      } else if (ev.type === "eval" || ev.type === "finished") {
-        const step = ev.type === "eval" ? ev.step : ev.steps; // `finished` carries the final evaluation
-        chart.addEval(step, ev.train[0].loss);
-        $("status").textContent =
-          `step ${step}: loss ${ev.train[0].loss.toFixed(3)}, accuracy ${(100 * ev.train[0].accuracy).toFixed(1)}%`;
-      } else if (ev.type === "diverged") {
-        $("status").textContent = `diverged at step ${ev.step}`;
-      }
+// --- the form -------------------------------------------------------------------------------------------
+
+function fillForm(key) {
+  const fields = fieldsOf(PRESETS[key].config);
+  for (const f of FIELDS) $(f).value = fields[f] ?? "";
+  $("setup").dataset.real = String(PRESETS[key].real);
+}
+
+function readForm() {
+  const key = $("dataset-picker").value;
+  const fields = {};
+  for (const f of FIELDS) fields[f] = $(f).value === "" ? undefined : Number($(f).value);
+  return { key, config: configFor(key, fields) };
+}
+
+// --- real data ------------------------------------------------------------------------------------------
+
+async function fetchData(name) {
+  const box = $("data-status");
+  const text = $("data-text");
+  const bar = $("data-progress");
+  const { label, credit } = REAL_SETS[name];
+  box.hidden = false;
+  box.dataset.source = "";
+  $("data-credit").innerHTML = "";
+  $("data-credit").append(`${label}: ${credit} — `, Object.assign(document.createElement("a"),
+    { href: `data/${name}/COPYRIGHT`, textContent: "COPYRIGHT", target: "_blank" }));
+  text.textContent = `Looking for ${label}…`;
+  const data = await loadRealData(name, {
+    onProgress: ({ received, total, source }) => {
+      bar.max = total || 1;
+      bar.value = received;
+      Object.assign(box.dataset, { received, total });
+      const from = source === "network" ? "Downloading" : "Reading from the cache";
+      text.textContent = `${from} ${label}: ${MB(received)} / ${MB(total)} MB`;
+    },
+  });
+  const magic = [...data.files[0].subarray(0, 2)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  Object.assign(box.dataset, { source: data.source, magic });
+  const where = { network: "downloaded", cache: "read from the browser cache", memory: "already in memory",
+    mixed: "partly read from the cache, partly downloaded" }[data.source];
+  text.textContent = `${label}: ${MB(data.bytes)} MB ${where}` +
+    (data.source === "network" && data.cached ? " and cached for next time" : "") + (data.note ? ` (${data.note})` : "");
+  return data.files;
+}
+
+// --- metrics --------------------------------------------------------------------------------------------
+
+function showMetrics(step, ev, sizes) {
+  const table = $("metrics");
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const [key, name] of SET_NAMES) {
+    const m = ev[key]?.[0];
+    if (!m) continue;
+    const row = body.insertRow();
+    row.dataset.set = key;
+    row.dataset.loss = String(m.loss);
+    row.dataset.accuracy = String(m.accuracy);
+    if (key.startsWith("train_")) row.className = "part";
+    for (const cell of [name, sizes[key] ?? "", m.loss.toFixed(4), `${(100 * m.accuracy).toFixed(1)}%`]) {
+      row.insertCell().textContent = String(cell);
     }
-    chart.redraw();
-    await yieldToBrowser();
   }
-  const head = all.slice(0, config.chunk_steps).filter(Number.isFinite);
-  const tail = all.slice(-config.chunk_steps).filter(Number.isFinite);
-  Object.assign($("loss-chart").dataset, { lossStart: mean(head).toFixed(5), lossEnd: mean(tail).toFixed(5) });
-  $("status").textContent += ` · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
-  document.body.dataset.state = "done";
+  table.dataset.step = String(step);
+  $("metrics-caption").textContent = `Full-set evaluation after step ${step}`;
+  table.hidden = false;
+}
+
+// --- one run --------------------------------------------------------------------------------------------
+
+function summary(key, config, sizes) {
+  const m = config.model;
+  const arch = `MLP ${[m.input, ...m.hidden, m.classes].join("→")} (${m.activation})`;
+  const hyper = `batch ${config.batch_size} · lr ${config.models[0].lr}` +
+    (config.models[0].momentum ? ` · momentum ${config.models[0].momentum}` : "") + ` · ${config.steps} steps`;
+  if (!PRESETS[key].real) return `${PRESETS[key].label}: ${config.data.n} points · ${arch} · ${hyper}`;
+  const parts = [`${sizes.train} training examples` + (sizes.train_corrupted ? ` (${sizes.train_corrupted} with random labels)` : "")];
+  if (sizes.validation) parts.push(`${sizes.validation} validation`);
+  if (sizes.test) parts.push(`${sizes.test} test`);
+  return `${PRESETS[key].label}: ${parts.join(", ")} · ${arch} · ${hyper}`;
+}
+
+async function train(chart, preferGpu, run) {
+  const { key, config } = readForm();
+  $("error").hidden = true;
+  $("metrics").hidden = true;
+  $("status").textContent = "";
+  $("run-summary").textContent = "";
+  chart.clear();
+  let lab;
+  if (PRESETS[key].real) {
+    document.body.dataset.state = "fetching";
+    const files = await fetchData(config.dataset.name);
+    if (run.stopped) return "stopped";
+    $("status").textContent = "Preparing the data set…";
+    await yieldToBrowser();
+    lab = await Lab.createWithData(JSON.stringify(config), preferGpu, ...files);
+  } else {
+    $("data-status").hidden = true;
+    lab = await Lab.create(JSON.stringify(config), preferGpu);
+  }
+  try {
+    showBackend(lab);
+    const sizes = lab.sets;
+    $("run-summary").textContent = summary(key, config, sizes);
+    document.body.dataset.state = "training";
+    const all = [];
+    const t0 = performance.now();
+    while (!lab.done) {
+      if (run.stopped) break;
+      for (const ev of await lab.step()) {
+        if (ev.type === "steps") {
+          const losses = ev.losses[0];
+          chart.addSteps(ev.first_step, losses);
+          all.push(...losses);
+        } else if (ev.type === "eval" || ev.type === "finished") {
+          const step = ev.type === "eval" ? ev.step : ev.steps; // `finished` carries the final evaluation
+          chart.addEval(step, ev.train[0].loss);
+          showMetrics(step, ev, sizes);
+          $("status").textContent =
+            `step ${step}: loss ${ev.train[0].loss.toFixed(3)}, accuracy ${(100 * ev.train[0].accuracy).toFixed(1)}%`;
+        } else if (ev.type === "diverged") {
+          $("status").textContent = `diverged at step ${ev.step}`;
+        }
+      }
+      chart.redraw();
+      await yieldToBrowser();
+    }
+    const n = config.chunk_steps;
+    const head = all.slice(0, n).filter(Number.isFinite);
+    const tail = all.slice(-n).filter(Number.isFinite);
+    Object.assign($("loss-chart").dataset, { lossStart: mean(head).toFixed(5), lossEnd: mean(tail).toFixed(5) });
+    $("status").textContent += `${run.stopped ? " · stopped" : ""} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    return run.stopped ? "stopped" : "done";
+  } finally {
+    lab.free(); // the engine's memory (a real data set's copies) goes back now, not at garbage collection
+  }
 }
 
 async function main() {
@@ -73,19 +191,34 @@ async function main() {
   $("version").textContent = version();
   const chart = new LossChart($("loss-chart"));
   const preferGpu = !new URLSearchParams(location.search).has("cpu");
-  const button = $("train");
-  const run = async () => {
-    button.disabled = true;
+  const trainButton = $("train");
+  const stopButton = $("stop");
+  let current = null;
+  fillForm($("dataset-picker").value);
+  $("dataset-picker").addEventListener("change", () => fillForm($("dataset-picker").value));
+  const start = async () => {
+    const run = { stopped: false };
+    current = run;
+    trainButton.disabled = true;
+    stopButton.disabled = false;
     try {
-      await train(chart, preferGpu);
+      document.body.dataset.state = await train(chart, preferGpu, run);
     } catch (err) {
       showError(err);
     } finally {
-      button.disabled = false;
+      current = null;
+      trainButton.disabled = false;
+      stopButton.disabled = true;
     }
   };
-  button.addEventListener("click", run);
-  await run();
+  $("setup").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!current) start();
+  });
+  stopButton.addEventListener("click", () => {
+    if (current) current.stopped = true;
+  });
+  await start();
 }
 
 main().catch(showError);

@@ -1,9 +1,10 @@
 // End-to-end: the built page (www/, from scripts/build-web), served on loopback at an OS-picked port,
-// driven in Debian's chromium by playwright-core: once with WebGPU, once without (CPU fallback).
-// Screenshots go to artifacts/. Run through scripts/test, or: node --test tests/e2e/
+// driven in Debian's chromium by playwright-core: once with WebGPU, once without (CPU fallback), and once
+// on Fashion-MNIST (downloaded with progress, trained, evaluated; then, after a reload, read from the
+// browser's cache). Screenshots go to artifacts/. Run through scripts/test, or: node --test tests/e2e/
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -93,5 +94,120 @@ describe("the lab page", () => {
     assert.equal(r.kind, "cpu");
     assert.match(r.label, /^CPU fallback — CPU \(f32\)Why: GPU: \S/, "the label should name the CPU engine and say why");
     assert.match(r.label, /no WebGPU adapter/);
+  });
+});
+
+// --- a real data set ----------------------------------------------------------------------------------
+
+const FASHION = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+  "t10k-labels-idx1-ubyte.gz"].map((f) => `data/fashion-mnist/${f}`);
+const STATE = 'body[data-state="done"], body[data-state="error"], body[data-state="stopped"]';
+
+/** Stops the demo the page starts on load (if still running), then trains Fashion-MNIST with small settings. */
+async function trainFashion(page, { steps }) {
+  await page.waitForSelector('body[data-state="training"], body[data-state="done"], body[data-state="error"]', { timeout: 60_000 });
+  if (await page.isEnabled("#stop")) await page.click("#stop");
+  await page.waitForSelector(STATE, { timeout: TRAINING_TIMEOUT_MS });
+  await page.selectOption("#dataset-picker", "fashion-mnist");
+  await page.fill("#train_size", "500");
+  await page.fill("#validation_size", "200");
+  await page.fill("#random_label_fraction", "0.2");
+  await page.fill("#steps", String(steps));
+  await page.click("#train");
+  await page.waitForSelector('body[data-state="fetching"], body[data-state="training"], body[data-state="error"]');
+  await page.waitForSelector(STATE, { timeout: TRAINING_TIMEOUT_MS });
+  return page.evaluate(() => {
+    const chart = document.getElementById("loss-chart");
+    const data = document.getElementById("data-status");
+    const rows = Object.fromEntries([...document.querySelectorAll("#metrics tbody tr")]
+      .map((r) => [r.dataset.set, { loss: Number(r.dataset.loss), accuracy: Number(r.dataset.accuracy), n: Number(r.cells[1].textContent) }]));
+    return {
+      state: document.body.dataset.state,
+      error: document.getElementById("error").textContent,
+      points: Number(chart.dataset.points),
+      lossStart: Number(chart.dataset.lossStart),
+      lossEnd: Number(chart.dataset.lossEnd),
+      source: data.dataset.source,
+      magic: data.dataset.magic,
+      received: Number(data.dataset.received),
+      total: Number(data.dataset.total),
+      dataText: document.getElementById("data-text").textContent,
+      summary: document.getElementById("run-summary").textContent,
+      metricsStep: Number(document.getElementById("metrics").dataset.step),
+      rows,
+      progress: window.__progress ?? [],
+    };
+  });
+}
+
+describe("the lab page on a real data set", () => {
+  test("Fashion-MNIST: downloaded with progress, trained, evaluated; after a reload read from the cache", async (t) => {
+    const sizes = FASHION.map((f) => statSync(join(ROOT, "www", f)).size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    // CPU: the GPU path of real data is covered by tests/web.rs; SwiftShader takes a minute over 784 features.
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: BASE_ARGS });
+    try {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+      // Record every progress report the page shows (data-received on #data-status).
+      await context.addInitScript(() => {
+        window.__progress = [];
+        addEventListener("DOMContentLoaded", () => {
+          const box = document.getElementById("data-status");
+          new MutationObserver(() => window.__progress.push([Number(box.dataset.received), Number(box.dataset.total)]))
+            .observe(box, { attributes: true, attributeFilter: ["data-received"] });
+        });
+      });
+      const page = await context.newPage();
+      const consoleLines = [];
+      page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+      page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+      const gz = []; // every request for a .gz file, with its response headers
+      page.on("requestfinished", async (req) => {
+        if (req.url().endsWith(".gz")) gz.push({ url: req.url(), headers: (await req.response())?.headers() ?? {} });
+      });
+
+      // First visit: from the network.
+      await page.goto(`${server.url}?cpu`);
+      const first = await trainFashion(page, { steps: 60 });
+      await page.screenshot({ path: join(ARTIFACTS, "page-fashion-mnist.png"), fullPage: true });
+      const fractions = [...new Set(first.progress.map(([r, tot]) => r / tot))];
+      t.diagnostic(`first visit: ${first.dataText} | ${gz.length} .gz requests | ${first.progress.length} progress ` +
+        `reports | loss ${first.lossStart} -> ${first.lossEnd} | ${JSON.stringify(first.rows)}`);
+      assert.equal(first.state, "done", `page ended in state ${first.state}: ${first.error}\n${consoleLines.join("\n")}`);
+      assert.equal(first.source, "network");
+      assert.equal(first.magic, "1f8b", "the page must get the gzip stream itself (no Content-Encoding inflation)");
+      assert.deepEqual(gz.map((r) => new URL(r.url).pathname.slice(1)).sort(), [...FASHION].sort());
+      for (const r of gz) {
+        assert.equal(r.headers["content-type"], "application/gzip", r.url);
+        assert.equal(r.headers["content-encoding"], undefined, r.url);
+      }
+      assert.equal(first.total, total, "progress counts against the sum of the four files' sizes");
+      assert.equal(first.received, total);
+      assert.ok(fractions.some((f) => f > 0 && f < 1), `progress should pass through intermediate values, saw ${fractions.length}`);
+      assert.match(first.dataText, /30\.9 MB downloaded and cached/);
+      assert.match(first.summary, /500 training examples \(100 with random labels\), 200 validation, 10000 test/);
+      assert.equal(first.points, 60);
+      assert.ok(first.lossEnd < 0.8 * first.lossStart, `loss should fall by 20%: ${first.lossStart} -> ${first.lossEnd}`);
+      assert.equal(first.metricsStep, 60);
+      assert.deepEqual(Object.keys(first.rows), ["train", "train_clean", "train_corrupted", "validation", "test"]);
+      assert.deepEqual(Object.values(first.rows).map((r) => r.n), [500, 400, 100, 200, 10000]);
+      assert.ok(first.rows.test.accuracy > 0.5, `test accuracy ${first.rows.test.accuracy} should be well above chance (0.1)`);
+      assert.ok(first.rows.train_clean.accuracy > first.rows.train_corrupted.accuracy, "clean labels are learnt before random ones");
+
+      // Second visit in the same browser context: no .gz request at all, the bytes come from the Cache API.
+      gz.length = 0;
+      await page.reload();
+      const second = await trainFashion(page, { steps: 10 });
+      t.diagnostic(`after reload: ${second.dataText} | ${gz.length} .gz requests`);
+      assert.equal(second.state, "done", `page ended in state ${second.state}: ${second.error}\n${consoleLines.join("\n")}`);
+      assert.equal(second.source, "cache");
+      assert.equal(gz.length, 0, `no .gz file should be fetched again, got ${gz.map((r) => r.url).join(", ")}`);
+      assert.equal(second.magic, "1f8b");
+      assert.equal(second.received, total);
+      assert.match(second.dataText, /read from the browser cache/);
+      assert.equal(second.points, 10);
+    } finally {
+      await browser.close();
+    }
   });
 });
