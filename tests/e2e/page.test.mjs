@@ -161,9 +161,11 @@ describe("the lab page on a real data set", () => {
       const consoleLines = [];
       page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
       page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
-      const gz = []; // every request for a .gz file, with its response headers
-      page.on("requestfinished", async (req) => {
-        if (req.url().endsWith(".gz")) gz.push({ url: req.url(), headers: (await req.response())?.headers() ?? {} });
+      // Every response for a .gz file, recorded synchronously when its headers arrive (an async
+      // "requestfinished" handler raced with the end of training for the 26 MB file under load).
+      const gz = [];
+      page.on("response", (res) => {
+        if (res.url().endsWith(".gz")) gz.push({ url: res.url(), headers: res.headers() });
       });
 
       // First visit: from the network.
