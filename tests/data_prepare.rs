@@ -229,6 +229,8 @@ fn each_bad_dataset_field_is_named() {
     assert!(config_error(r#"{"name": "mnist", "trainsize": 10}"#).contains("unknown field `trainsize`"));
 }
 
+// load_named reads files: native only (the browser build has no file system).
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn load_named_says_how_to_fetch_missing_files() {
     let e = sgd_lab::data::load_named(&DatasetConfig::new(RealDataset::Mnist), std::path::Path::new("/nonexistent-data-dir")).unwrap_err().to_string();
