@@ -1,6 +1,7 @@
 //! Facts about the real files that `scripts/fetch-data` lays in `www/data` (or `$SGD_LAB_DATA_DIR`).
 //! When the files are absent each test prints a note and passes (unless `SGD_LAB_REQUIRE_DATA` is set, as
 //! `scripts/test` does): run `scripts/fetch-data` to check them.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::path::PathBuf;
 
