@@ -9,11 +9,12 @@
 //                          first bias index of the layer in the concatenation of all biases)
 //   1 storage read work    δ_l at delta_off + (model*mb + row)*fan_out + j
 //   2 storage rw   grads   K × P, bias of layer l of model m at m*P + bias_off + j
+//                          (overwritten, or added to when `accumulate` ≠ 0: the HVP over several chunks)
 // Dispatch: one thread per (model, bias unit), flattened like gather.wgsl (256 per workgroup, x ≤ 65535).
 
 struct BiasParams {
     k: u32, rows: u32, mb: u32, p: u32,
-    layers: u32, total: u32, _pad0: u32, _pad1: u32,
+    layers: u32, total: u32, accumulate: u32, _pad1: u32,
     table: array<vec4<u32>, 64>,
 }
 
@@ -38,5 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var r = 0u; r < g.rows; r += 1u) {
         sum += work[e.x + (m * g.mb + r) * e.y + u];
     }
-    grads[m * g.p + e.z + u] = sum;
+    let at = m * g.p + e.z + u;
+    if (g.accumulate != 0u) { sum = grads[at] + sum; }
+    grads[at] = sum;
 }

@@ -9,6 +9,13 @@
 //   epilogue 1: act(acc + bias[n])                       (forward; bias in `params` at aux_base)
 //   epilogue 2: acc * act'(a), a = stored layer output   (input gradient; `a` in `work` at aux_base,
 //               addressed with C's row/column strides)   relu: a>0, tanh: 1−a², linear: 1
+// The Hessian-vector product's tangent (R-operator) passes (see docs/hessian.md) add, with `old` = C's
+// current value (read from C's own buffer) and bias at aux2 in `params`, slope/curvature data in `work`:
+//   epilogue 3: (acc + bias[n]) * act'(a)                   R-forward of the first layer
+//   epilogue 4: (acc + bias[n] + old) * act'(a)             R-forward (old = R(a_{l-1})·Wᵀ)
+//   epilogue 5: old + acc * act'(a)                         R-backward (adds a product to R(δ))
+//   epilogue 6: acc * curv(a, ra), ra at aux2 in `work`     tanh: −2a·ra (act''·R(z)); others 0
+//   epilogue 7: old + acc                                   accumulate (HVP weight blocks over chunks)
 //
 // Bindings (group 0):
 //   0 uniform GemmParams   shapes, strides, epilogue, operand buffers
@@ -28,7 +35,7 @@ struct GemmParams {
     c_base: u32, c_ms: u32, c_rs: u32, c_cs: u32,
     aux_base: u32, aux_ms: u32,
     epilogue: u32, act: u32, b_src: u32, c_dst: u32,
-    _pad0: u32, _pad1: u32, _pad2: u32,
+    aux2_base: u32, aux2_ms: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> g: GemmParams;
@@ -59,6 +66,12 @@ fn slope(a: f32, act: u32) -> f32 {
     if (act == 1u) { return select(0.0, 1.0, a > 0.0); }
     if (act == 2u) { return 1.0 - a * a; }
     return 1.0;
+}
+
+// act''(z)·R(z) through the stored output a and its tangent ra = act'(z)·R(z): tanh −2a·ra, else 0.
+fn curv(a: f32, ra: f32, act: u32) -> f32 {
+    if (act == 2u) { return -2.0 * a * ra; }
+    return 0.0;
 }
 
 fn load_b(i: u32) -> f32 {
@@ -122,12 +135,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (i < g.m && j < g.n) {
                 var v = acc[r * 4u + c];
                 let within = i * g.c_rs + j * g.c_cs;
-                if (g.epilogue == 1u) {
-                    v = activate(v + params[g.aux_base + model * g.aux_ms + j], g.act);
-                } else if (g.epilogue == 2u) {
-                    v = v * slope(work[g.aux_base + model * g.aux_ms + within], g.act);
-                }
                 let ci = g.c_base + model * g.c_ms + within;
+                let e = g.epilogue;
+                if (e == 1u) {
+                    v = activate(v + params[g.aux_base + model * g.aux_ms + j], g.act);
+                } else if (e == 2u) {
+                    v = v * slope(work[g.aux_base + model * g.aux_ms + within], g.act);
+                } else if (e >= 3u) {
+                    var old = 0.0;
+                    if (e == 4u || e == 5u || e == 7u) {
+                        if (g.c_dst == 0u) { old = work[ci]; } else { old = grads[ci]; }
+                    }
+                    let a_at = g.aux_base + model * g.aux_ms + within;
+                    if (e == 3u || e == 4u) {
+                        v = (v + params[g.aux2_base + model * g.aux2_ms + j] + old) * slope(work[a_at], g.act);
+                    } else if (e == 5u) {
+                        v = old + v * slope(work[a_at], g.act);
+                    } else if (e == 6u) {
+                        v = v * curv(work[a_at], work[g.aux2_base + model * g.aux2_ms + within], g.act);
+                    } else {
+                        v = old + v;
+                    }
+                }
                 if (g.c_dst == 0u) { work[ci] = v; } else { grads[ci] = v; }
             }
         }

@@ -61,3 +61,37 @@ fn a_bad_config_field_is_named_and_the_exit_code_is_nonzero() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("models[0].lr"), "{err}");
 }
+
+#[test]
+fn hessian_prints_lambda_max_and_trace_of_each_trained_model_as_json() {
+    let dir = temp_dir("hessian");
+    let cfg = dir.join("run.json");
+    std::fs::write(
+        &cfg,
+        r#"{"model": {"input": 2, "hidden": [6], "classes": 2, "activation": "tanh", "init": "he"},
+            "data": {"kind": "two_spirals", "n": 40, "seed": 1}, "batch_size": 8, "steps": 20, "chunk_steps": 10,
+            "models": [{"lr": 0.1, "seed": 1}, {"lr": 0.05, "seed": 2}]}"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    assert!(sgd_lab().args(["train", "--quiet", "--backend", "cpu", "--config"]).arg(&cfg).arg("--out").arg(&out).status().unwrap().success());
+    let run = sgd_lab()
+        .args(["hessian", "--backend", "cpu", "--examples", "30", "--params"])
+        .arg(out.join("params_final.safetensors"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON on stdout");
+    assert_eq!(v["examples"], 30);
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    for m in models {
+        let (lmax, trace, se) = (m["lambda_max"].as_f64().unwrap(), m["trace"].as_f64().unwrap(), m["trace_std_error"].as_f64().unwrap());
+        assert!(lmax.is_finite() && trace.is_finite() && se >= 0.0, "{m}");
+        // 2→6→2 tanh has 32 parameters: λ_max ≤ trace + 32·(most negative eigenvalue) is not guaranteed,
+        // but λ_max is at least the mean eigenvalue trace/32.
+        assert!(lmax >= trace / 32.0 - 3.0 * se / 32.0, "{m}");
+    }
+}

@@ -251,6 +251,8 @@ fn each_bad_dataset_field_is_named() {
     assert!(config_error(r#"{"name": "mnist", "trainsize": 10}"#).contains("unknown field `trainsize`"));
 }
 
+// load_named reads files: native only (the browser build has no file system).
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 #[cfg(not(target_arch = "wasm32"))] // load_named reads files: native only
 fn load_named_says_how_to_fetch_missing_files() {

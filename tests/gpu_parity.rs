@@ -441,3 +441,42 @@ async fn a_backend_too_large_for_the_device_limits_is_refused_with_the_limit_nam
     assert!(GpuBackend::new(&ctx, &layout, 4, fit).is_ok(), "the suggested max_batch {fit} fits");
 }
 gpu_test!(a_backend_too_large_for_the_device_limits_is_refused_with_the_limit_named);
+
+// ---------------------------------------------------------------- Hessian-vector products
+
+/// GPU HVP (f32, R-operator kernels) vs the CPU f64 reference: all three activations, widths that cross the
+/// 64-wide GEMM tile and are not multiples of it, 3 models with their own vectors, a subset starting at 3 in
+/// chunks of 16 with a 5-row remainder (the result buffer is NaN-filled before the call).
+async fn hvp_matches_the_cpu_f64_reference_over_chunks_for_every_activation() {
+    use sgd_lab::analysis::hvp::cpu_hvp_exact;
+    use sgd_lab::analysis::Curvature;
+    let ctx = ctx().await;
+    let k = 3;
+    for (hidden, act) in [(vec![70, 5], Activation::Tanh), (vec![9, 67], Activation::Relu), (vec![13], Activation::Linear), (vec![6, 7, 5], Activation::Tanh)] {
+        let s = spec(hidden.clone(), act);
+        let models = ModelBatch::init(&s, &[11, 12, 13]);
+        let d = data(60);
+        let p = models.layout.params_per_model;
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let v = rand_vec(&mut rng, k * p, 1.0);
+        let mut gpu = GpuBackend::new(&ctx, &models.layout, k, 16).unwrap();
+        let mut cpu = CpuBackend::<f64>::new(&models.layout, k, 16).unwrap();
+        let (hg, hc) = (gpu.upload_dataset(&d).unwrap(), cpu.upload_dataset(&d).unwrap());
+        gpu.write_params(&models.params).unwrap();
+        cpu.write_params(&models.params).unwrap();
+        let got = gpu.hvp(hg, 3, 53, &v).await.unwrap();
+        let v64: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        let want = cpu_hvp_exact(&cpu, hc, 3, 53, &v64).unwrap();
+        // Looser than one kernel's 1e-4/1e-5: an HVP chains ~4L f32 GEMMs and sums products of mixed sign, so an
+        // absolute part relative to the largest entry covers cancellation in small entries. Measured on
+        // lavapipe: |gpu − cpu| ≤ 5e-5·(|cpu| + 1e-3·max|cpu|), 20× inside this.
+        let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+        assert_close(&got, &want, Tolerance::rel_abs(1e-3, 1e-4 * scale), &format!("{act:?} {hidden:?} HVP"));
+        // A second call (one chunk, buffers remade for 7 rows) gives the same as the CPU too.
+        let got = gpu.hvp(hg, 0, 7, &v).await.unwrap();
+        let want = cpu_hvp_exact(&cpu, hc, 0, 7, &v64).unwrap();
+        let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+        assert_close(&got, &want, Tolerance::rel_abs(1e-3, 1e-4 * scale), &format!("{act:?} {hidden:?} HVP, one chunk"));
+    }
+}
+gpu_test!(hvp_matches_the_cpu_f64_reference_over_chunks_for_every_activation);

@@ -97,3 +97,9 @@ impl Backend for AnyBackend {
         each!(self, b => b.gradients(data, indices, batch).await)
     }
 }
+
+impl crate::analysis::Curvature for AnyBackend {
+    async fn hvp(&mut self, data: DataHandle, start: usize, count: usize, v: &[f32]) -> Result<Vec<f32>> {
+        each!(self, b => b.hvp(data, start, count, v).await)
+    }
+}

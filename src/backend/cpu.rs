@@ -301,7 +301,8 @@ impl<T: Real> CpuBackend<T> {
         Ok(())
     }
 
-    fn data(&self, h: DataHandle) -> Result<&Dataset> {
+    /// The data set behind a handle.
+    pub fn dataset(&self, h: DataHandle) -> Result<&Dataset> {
         self.datasets.get(h.0).ok_or_else(|| LabError::Backend(format!("unknown data handle {}", h.0)))
     }
 
@@ -377,7 +378,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn train_steps(&mut self, h: DataHandle, indices: &[u32], batch: usize) -> Result<()> {
-        let n = self.data(h)?.n;
+        let n = self.dataset(h)?.n;
         let steps = check_indices(indices, self.k, batch, self.max_batch, n)?;
         let p = self.layout.params_per_model;
         self.last_losses.clear();
@@ -416,7 +417,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     async fn evaluate(&mut self, h: DataHandle, start: usize, count: usize) -> Result<Vec<EvalMetrics>> {
-        let n = self.data(h)?.n;
+        let n = self.dataset(h)?.n;
         if count == 0 || start + count > n {
             return Err(LabError::Backend(format!("evaluation range {start}..{} is empty or beyond the {n} examples", start + count)));
         }
@@ -440,7 +441,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     async fn gradients(&mut self, h: DataHandle, indices: &[u32], batch: usize) -> Result<Gradients> {
-        let n = self.data(h)?.n;
+        let n = self.dataset(h)?.n;
         let steps = check_indices(indices, self.k, batch, self.max_batch, n)?;
         if steps != 1 {
             return Err(LabError::Backend(format!("gradients take one batch per model ({} indices), got {}", self.k * batch, indices.len())));

@@ -3,6 +3,10 @@
 //! `sgd-lab train --config run.json --backend cpu|gpu|auto --out DIR` trains the config's K models and
 //! writes into DIR (real data sets are read from `--data-dir`, default `www/data`, filled by `scripts/fetch-data`): `config.json` (the validated config), `metrics.jsonl` (one event per line),
 //! `params_initial.safetensors`, `params_final.safetensors` and `batches.safetensors` (the trace).
+//!
+//! `sgd-lab hessian --params P.safetensors --config C.json [--backend cpu|gpu|auto] [--examples 5000]` prints
+//! JSON: per model λ_max (Lanczos, 20 steps) and the Hessian trace ± standard error (Hutchinson), of the
+//! mean loss over the first `--examples` training examples (see docs/hessian.md).
 
 // The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
 #![cfg_attr(target_arch = "wasm32", no_main)]
@@ -48,6 +52,30 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Hessian sharpness of trained models: λ_max by Lanczos and the trace by Hutchinson, as JSON on stdout.
+    Hessian {
+        /// Parameters of the K models (e.g. `params_final.safetensors` of a `train` run).
+        #[arg(long)]
+        params: PathBuf,
+        /// The run's JSON config (its data set is the one the Hessian is taken on).
+        #[arg(long)]
+        config: PathBuf,
+        /// Which engine computes the Hessian-vector products.
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// The Hessian of the mean loss over the first N training examples (all if fewer).
+        #[arg(long, default_value_t = sgd_lab::analysis::DEFAULT_EXAMPLES)]
+        examples: usize,
+        /// Largest eigenvalues to report per model.
+        #[arg(long, default_value_t = 1)]
+        top_k: usize,
+        /// Lanczos iterations (one HVP each).
+        #[arg(long, default_value_t = 20)]
+        lanczos_iterations: usize,
+        /// Where `scripts/fetch-data` put the real data sets.
+        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +92,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train { config, backend, out, data_dir, quiet } => train(&config, backend, &out, &data_dir, quiet),
+        Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, data_dir } => {
+            hessian(&params, &config, backend, examples, top_k, lanczos_iterations, &data_dir)
+        }
     };
     if let Err(e) = result {
         eprintln!("sgd-lab: {e}");
@@ -71,16 +102,65 @@ fn main() {
     }
 }
 
+fn choice(backend: BackendArg) -> BackendChoice {
+    match backend {
+        BackendArg::Cpu => BackendChoice::Cpu,
+        BackendArg::Gpu => BackendChoice::Gpu,
+        BackendArg::Auto => BackendChoice::Auto,
+    }
+}
+
+fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usize, top_k: usize, iterations: usize, data_dir: &Path) -> Result<(), LabError> {
+    use sgd_lab::analysis::eigen::{lanczos, LanczosOptions};
+    use sgd_lab::analysis::trace::{hutchinson, HutchinsonOptions};
+    use sgd_lab::analysis::{BackendOperator, Subset};
+    let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
+    let config = TrainConfig::from_json(&text)?;
+    let bytes = fs::read(params).map_err(|e| LabError::Io(format!("cannot read {}: {e}", params.display())))?;
+    let (layout, values) = sgd_lab::train::trace::params_from_safetensors(&bytes)?;
+    if layout.widths != config.model.layout().widths || layout.activation != config.model.activation {
+        return Err(LabError::config("model", format!("the parameters are of a {:?} {:?} net, the config's model differs", layout.widths, layout.activation)));
+    }
+    if examples == 0 {
+        return Err(LabError::config("examples", "must be at least 1"));
+    }
+    let k = values.len() / layout.params_per_model;
+    let data = config.load_data(data_dir)?.train;
+    let subset_n = examples.min(data.n);
+    let (mut engine, fallback_reason) = pollster::block_on(make_backend(&layout, k, subset_n.min(256), choice(backend)))?;
+    if let Some(why) = fallback_reason {
+        eprintln!("sgd-lab: using the CPU backend: {why}");
+    }
+    let handle = engine.upload_dataset(&data)?;
+    engine.write_params(&values)?;
+    let subset = Subset::first(handle, data.n, examples);
+    let describe = engine.describe();
+    let mut op = BackendOperator::new(&mut engine, subset);
+    let eig = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: top_k.max(1), iterations, seed: 0 }))?;
+    let tr = pollster::block_on(hutchinson(&mut op, &HutchinsonOptions::default()))?;
+    let models: Vec<serde_json::Value> = (0..k)
+        .map(|m| {
+            serde_json::json!({
+                "lambda_max": eig[m].eigenvalues.first(),
+                "eigenvalues": eig[m].eigenvalues,
+                "eigenvalue_residuals": eig[m].residuals,
+                "lanczos_iterations": eig[m].iterations,
+                "trace": tr[m].trace,
+                "trace_std_error": tr[m].std_error,
+                "trace_samples": tr[m].samples,
+            })
+        })
+        .collect();
+    let out = serde_json::json!({ "backend": describe, "dataset": data.name, "examples": subset.count, "hvps": op.products, "models": models });
+    println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    Ok(())
+}
+
 fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, quiet: bool) -> Result<(), LabError> {
     let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
     let config = TrainConfig::from_json(&text)?;
     let data = config.load_data(data_dir)?;
-    let choice = match backend {
-        BackendArg::Cpu => BackendChoice::Cpu,
-        BackendArg::Gpu => BackendChoice::Gpu,
-        BackendArg::Auto => BackendChoice::Auto,
-    };
-    let (engine, fallback_reason) = pollster::block_on(make_backend(&config.model.layout(), config.models.len(), config.batch_size, choice))?;
+    let (engine, fallback_reason) = pollster::block_on(make_backend(&config.model.layout(), config.models.len(), config.batch_size, choice(backend)))?;
     if let Some(why) = fallback_reason {
         eprintln!("sgd-lab: using the CPU backend: {why}");
     }

@@ -12,6 +12,7 @@
 //! [`Backend::read_progress`]. See `docs/gpu-backend.md`.
 
 mod context;
+mod hvp;
 pub mod kernels;
 mod params;
 
@@ -102,6 +103,8 @@ pub struct GpuBackend {
     /// Softmax bind groups for the train, eval and grad slots (rebuilt when step buffers grow).
     softmax_bg: Vec<wgpu::BindGroup>,
     datasets: Vec<GpuData>,
+    /// Buffers of the Hessian-vector product, made on its first use (see `hvp.rs`).
+    hvp: Option<hvp::HvpBuffers>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -225,6 +228,7 @@ impl GpuBackend {
             sgd_bg,
             softmax_bg: Vec::new(),
             datasets: Vec::new(),
+            hvp: None,
         };
         b.rebuild_dynamic_bind_groups();
         Ok(b)

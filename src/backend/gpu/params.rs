@@ -42,7 +42,7 @@ pub(crate) struct GemmParams {
     pub c_base: u32, pub c_ms: u32, pub c_rs: u32, pub c_cs: u32,
     pub aux_base: u32, pub aux_ms: u32,
     pub epilogue: u32, pub act: u32, pub b_src: u32, pub c_dst: u32,
-    pub _pad: [u32; 3],
+    pub aux2_base: u32, pub aux2_ms: u32, pub _pad: u32,
 }
 
 /// Where the activations and deltas of K models live inside the `work` buffer.
@@ -99,7 +99,7 @@ pub(crate) fn gemm_forward(lo: &LayerOffsets, p: usize, wl: &WorkLayout, l: usiz
         c_base: u(wl.acts[l + 1]), c_ms: u(mb * fo), c_rs: u(fo), c_cs: 1,
         aux_base: u(lo.b), aux_ms: u(p),
         epilogue: 1, act: act.code(), b_src: 0, c_dst: 0,
-        _pad: [0; 3],
+        aux2_base: 0, aux2_ms: 0, _pad: 0,
     }
 }
 
@@ -114,7 +114,7 @@ pub(crate) fn gemm_input_grad(lo: &LayerOffsets, p: usize, wl: &WorkLayout, l: u
         // the stored output of layer l-1 (= input of layer l), same shape as C
         aux_base: u(wl.acts[l]), aux_ms: u(mb * fi),
         epilogue: 2, act: act.code(), b_src: 0, c_dst: 0,
-        _pad: [0; 3],
+        aux2_base: 0, aux2_ms: 0, _pad: 0,
     }
 }
 
@@ -129,7 +129,7 @@ pub(crate) fn gemm_weight_grad(lo: &LayerOffsets, p: usize, wl: &WorkLayout, l: 
         c_base: u(lo.w), c_ms: u(p), c_rs: u(fi), c_cs: 1,
         aux_base: 0, aux_ms: 0,
         epilogue: 0, act: 0, b_src: 1, c_dst: 1,
-        _pad: [0; 3],
+        aux2_base: 0, aux2_ms: 0, _pad: 0,
     }
 }
 
@@ -170,7 +170,7 @@ pub(crate) fn softmax(layout: &Layout, wl: &WorkLayout, k: usize, rows: usize, m
 #[repr(C)]
 pub(crate) struct BiasParams {
     pub k: u32, pub rows: u32, pub mb: u32, pub p: u32,
-    pub layers: u32, pub total: u32, pub _pad: [u32; 2],
+    pub layers: u32, pub total: u32, pub accumulate: u32, pub _pad: u32,
     pub table: [[u32; 4]; MAX_TABLE],
 }
 
@@ -183,7 +183,7 @@ pub(crate) fn bias(layout: &Layout, wl: &WorkLayout, k: usize, rows: usize) -> B
     }
     BiasParams {
         k: u(k), rows: u(rows), mb: u(wl.mb), p: u(layout.params_per_model),
-        layers: u(layout.layers.len()), total: u(cum), _pad: [0; 2], table,
+        layers: u(layout.layers.len()), total: u(cum), accumulate: 0, _pad: 0, table,
     }
 }
 

@@ -1,0 +1,229 @@
+//! The largest Hessian eigenvalues of each model: Lanczos with full reorthogonalisation, and power iteration.
+//!
+//! Both run the K models in lock-step (one [`HvpOperator::apply`] per iteration serves all of them) and keep
+//! their vectors in f64. A model whose Krylov space is exhausted (β ≈ 0: an invariant subspace, e.g. a
+//! Hessian of rank below the iteration count) stops there with exact Ritz values; the others go on.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::{dot, norm, HvpOperator};
+use crate::error::Result;
+
+/// Settings of [`lanczos`].
+#[derive(Clone, Copy, Debug)]
+pub struct LanczosOptions {
+    /// Eigenvalues wanted per model (largest first).
+    pub top_k: usize,
+    /// Lanczos steps (HVPs); capped by the dimension.
+    pub iterations: usize,
+    /// Seed of the random start vectors (model m uses stream m).
+    pub seed: u64,
+}
+
+impl Default for LanczosOptions {
+    fn default() -> Self {
+        LanczosOptions { top_k: 1, iterations: 20, seed: 0 }
+    }
+}
+
+/// What [`lanczos`] found for one model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LanczosResult {
+    /// The `top_k` largest Ritz values, largest first (fewer if the Krylov space was smaller).
+    pub eigenvalues: Vec<f64>,
+    /// Residual bound `|β_m · s_m|` of each Ritz value (`‖H y − θ y‖` for the Ritz vector y).
+    pub residuals: Vec<f64>,
+    /// Lanczos steps taken for this model.
+    pub iterations: usize,
+}
+
+/// Relative size of β below which the Krylov space counts as exhausted.
+const BREAKDOWN: f64 = 1e-10;
+
+/// Top eigenvalues of each of the K operators by Lanczos with full reorthogonalisation (Gram–Schmidt
+/// against every earlier Lanczos vector, twice), `min(iterations, dim)` steps.
+pub async fn lanczos<H: HvpOperator>(op: &mut H, opts: &LanczosOptions) -> Result<Vec<LanczosResult>> {
+    let (k, n) = (op.models(), op.dim());
+    let steps = opts.iterations.min(n).max(1);
+    let mut q: Vec<Vec<Vec<f64>>> = vec![Vec::with_capacity(steps + 1); k];
+    for (m, qm) in q.iter_mut().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        rng.set_stream(m as u64);
+        let mut v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let s = norm(&v);
+        v.iter_mut().for_each(|x| *x /= s);
+        qm.push(v);
+    }
+    let mut alpha = vec![Vec::new(); k];
+    let mut beta: Vec<Vec<f64>> = vec![Vec::new(); k];
+    let mut active = vec![true; k];
+    let mut scale = vec![0f64; k];
+    for j in 0..steps {
+        if !active.iter().any(|&a| a) {
+            break;
+        }
+        let mut v = vec![0.0; k * n];
+        for m in 0..k {
+            if active[m] {
+                v[m * n..(m + 1) * n].copy_from_slice(&q[m][j]);
+            }
+        }
+        let hv = op.apply(&v).await?;
+        for m in (0..k).filter(|&m| active[m]).collect::<Vec<_>>() {
+            let mut w = hv[m * n..(m + 1) * n].to_vec();
+            let a = dot(&w, &q[m][j]);
+            alpha[m].push(a);
+            scale[m] = scale[m].max(a.abs()).max(norm(&w));
+            for _ in 0..2 {
+                for qi in &q[m] {
+                    let c = dot(&w, qi);
+                    w.iter_mut().zip(qi).for_each(|(x, y)| *x -= c * y);
+                }
+            }
+            let b = norm(&w);
+            beta[m].push(b);
+            if b <= BREAKDOWN * scale[m].max(f64::MIN_POSITIVE) || j + 1 == steps {
+                active[m] = false;
+            } else {
+                w.iter_mut().for_each(|x| *x /= b);
+                q[m].push(w);
+            }
+        }
+    }
+    Ok((0..k)
+        .map(|m| {
+            let t = alpha[m].len();
+            let mut tri = vec![0.0; t * t];
+            for i in 0..t {
+                tri[i * t + i] = alpha[m][i];
+                if i + 1 < t {
+                    tri[i * t + i + 1] = beta[m][i];
+                    tri[(i + 1) * t + i] = beta[m][i];
+                }
+            }
+            let (vals, vecs) = symmetric_eigen(&tri, t);
+            let mut order: Vec<usize> = (0..t).collect();
+            order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
+            let last_beta = beta[m].last().copied().unwrap_or(0.0);
+            let top: Vec<usize> = order.into_iter().take(opts.top_k).collect();
+            LanczosResult {
+                eigenvalues: top.iter().map(|&i| vals[i]).collect(),
+                residuals: top.iter().map(|&i| (last_beta * vecs[(t - 1) * t + i]).abs()).collect(),
+                iterations: t,
+            }
+        })
+        .collect())
+}
+
+/// Eigenvalues and eigenvectors (columns of the returned row-major n×n matrix) of a symmetric matrix by
+/// cyclic Jacobi rotations: slow (O(n³) per sweep) but simple and accurate for Lanczos' small tridiagonals.
+pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = a.to_vec();
+    let mut v = vec![0.0; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    for _sweep in 0..100 {
+        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j] * a[i * n + j]).sum();
+        let diag: f64 = (0..n).map(|i| a[i * n + i] * a[i * n + i]).sum();
+        if off <= 1e-30 * diag.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..n {
+            for r in p + 1..n {
+                let apr = a[p * n + r];
+                if apr == 0.0 {
+                    continue;
+                }
+                let theta = (a[r * n + r] - a[p * n + p]) / (2.0 * apr);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for i in 0..n {
+                    let (aip, air) = (a[i * n + p], a[i * n + r]);
+                    a[i * n + p] = c * aip - s * air;
+                    a[i * n + r] = s * aip + c * air;
+                }
+                for i in 0..n {
+                    let (api, ari) = (a[p * n + i], a[r * n + i]);
+                    a[p * n + i] = c * api - s * ari;
+                    a[r * n + i] = s * api + c * ari;
+                }
+                for i in 0..n {
+                    let (vip, vir) = (v[i * n + p], v[i * n + r]);
+                    v[i * n + p] = c * vip - s * vir;
+                    v[i * n + r] = s * vip + c * vir;
+                }
+            }
+        }
+    }
+    ((0..n).map(|i| a[i * n + i]).collect(), v)
+}
+
+/// Settings of [`power_iteration`].
+#[derive(Clone, Copy, Debug)]
+pub struct PowerOptions {
+    /// At most this many HVPs.
+    pub max_iterations: usize,
+    /// Stop a model once its Rayleigh quotient changes by less than `tolerance · |λ|` between iterations.
+    pub tolerance: f64,
+    /// Seed of the start vectors.
+    pub seed: u64,
+}
+
+impl Default for PowerOptions {
+    fn default() -> Self {
+        PowerOptions { max_iterations: 100, tolerance: 1e-3, seed: 0 }
+    }
+}
+
+/// What [`power_iteration`] found for one model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PowerResult {
+    /// The Rayleigh quotient `vᵀHv` at the last iterate: the eigenvalue of largest magnitude (which may be
+    /// negative at a saddle).
+    pub eigenvalue: f64,
+    /// Iterations (HVPs) taken.
+    pub iterations: usize,
+    /// Whether the relative tolerance was met before the iteration cap.
+    pub converged: bool,
+}
+
+/// Eigenvalue of largest magnitude of each operator by power iteration with the Rayleigh quotient.
+pub async fn power_iteration<H: HvpOperator>(op: &mut H, opts: &PowerOptions) -> Result<Vec<PowerResult>> {
+    let (k, n) = (op.models(), op.dim());
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut v: Vec<f64> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    for m in 0..k {
+        let s = norm(&v[m * n..(m + 1) * n]).max(f64::MIN_POSITIVE);
+        v[m * n..(m + 1) * n].iter_mut().for_each(|x| *x /= s);
+    }
+    let mut res = vec![PowerResult { eigenvalue: f64::NAN, iterations: 0, converged: false }; k];
+    for _ in 0..opts.max_iterations {
+        if res.iter().all(|r| r.converged) {
+            break;
+        }
+        let hv = op.apply(&v).await?;
+        for m in (0..k).filter(|&m| !res[m].converged).collect::<Vec<_>>() {
+            let (vm, hm) = (&v[m * n..(m + 1) * n], &hv[m * n..(m + 1) * n]);
+            let lambda = dot(vm, hm);
+            let r = &mut res[m];
+            r.iterations += 1;
+            if (lambda - r.eigenvalue).abs() <= opts.tolerance * lambda.abs() {
+                r.converged = true;
+            }
+            r.eigenvalue = lambda;
+            let s = norm(hm);
+            if s == 0.0 {
+                r.converged = true; // H v = 0: v is an eigenvector of eigenvalue 0
+                continue;
+            }
+            let next: Vec<f64> = hm.iter().map(|x| x / s).collect();
+            v[m * n..(m + 1) * n].copy_from_slice(&next);
+        }
+    }
+    Ok(res)
+}

@@ -1,0 +1,120 @@
+//! Curvature of the loss at a point: exact Hessian-vector products ([`hvp`]), the top eigenvalues by
+//! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`trace`]).
+//! Design notes: `docs/hessian.md`.
+//!
+//! Everything above the HVP is generic over an [`HvpOperator`]: K symmetric operators of one dimension,
+//! applied together (K models share one GPU pass), in f64 on the host. [`BackendOperator`] adapts any
+//! [`Curvature`] backend; tests use dense matrices.
+
+#![allow(async_fn_in_trait)]
+
+pub mod eigen;
+pub mod hvp;
+pub mod trace;
+
+pub use hvp::Curvature;
+
+use crate::backend::DataHandle;
+use crate::error::Result;
+
+/// K symmetric linear operators of the same dimension, applied side by side.
+pub trait HvpOperator {
+    /// Number of operators (models) K.
+    fn models(&self) -> usize;
+    /// Dimension of each operator (parameters per model P).
+    fn dim(&self) -> usize;
+    /// `H_m·v_m` for each m; `v` and the result are `K × dim`, model after model.
+    async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>>;
+}
+
+/// Where the Hessian is taken: the examples of a data set whose mean loss it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subset {
+    /// The uploaded data set.
+    pub data: DataHandle,
+    /// First example.
+    pub start: usize,
+    /// Number of examples.
+    pub count: usize,
+}
+
+/// Default number of examples the Hessian is taken over (the first 5000, or all if fewer).
+pub const DEFAULT_EXAMPLES: usize = 5000;
+
+impl Subset {
+    /// The first `min(examples, n)` examples of a data set of `n`.
+    pub fn first(data: DataHandle, n: usize, examples: usize) -> Self {
+        Subset { data, start: 0, count: examples.min(n) }
+    }
+}
+
+/// The Hessians of a [`Curvature`] backend's K models at their current parameters, over a subset.
+/// Vectors travel as f32 (the GPU's precision); the analyses keep their own state in f64.
+pub struct BackendOperator<'a, B: Curvature> {
+    /// The backend holding the parameters.
+    pub backend: &'a mut B,
+    /// The examples whose mean loss is differentiated.
+    pub subset: Subset,
+    /// HVPs computed so far (for reports and tests).
+    pub products: usize,
+}
+
+impl<'a, B: Curvature> BackendOperator<'a, B> {
+    /// The operator of `backend`'s models over `subset`.
+    pub fn new(backend: &'a mut B, subset: Subset) -> Self {
+        BackendOperator { backend, subset, products: 0 }
+    }
+}
+
+impl<B: Curvature> HvpOperator for BackendOperator<'_, B> {
+    fn models(&self) -> usize {
+        self.backend.models()
+    }
+    fn dim(&self) -> usize {
+        self.backend.layout().params_per_model
+    }
+    async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+        let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        let s = self.subset;
+        let out = self.backend.hvp(s.data, s.start, s.count, &v32).await?;
+        self.products += 1;
+        Ok(out.into_iter().map(f64::from).collect())
+    }
+}
+
+/// Dense symmetric matrices as an operator (tests, and tiny nets whose Hessian was built explicitly).
+#[derive(Clone, Debug)]
+pub struct DenseOperator {
+    /// Dimension n.
+    pub n: usize,
+    /// K row-major n×n matrices, model after model.
+    pub matrices: Vec<f64>,
+}
+
+impl HvpOperator for DenseOperator {
+    fn models(&self) -> usize {
+        self.matrices.len() / (self.n * self.n)
+    }
+    fn dim(&self) -> usize {
+        self.n
+    }
+    async fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+        let n = self.n;
+        let mut out = vec![0.0; v.len()];
+        for m in 0..self.models() {
+            let a = &self.matrices[m * n * n..(m + 1) * n * n];
+            for i in 0..n {
+                out[m * n + i] = (0..n).map(|j| a[i * n + j] * v[m * n + j]).sum();
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+pub(crate) fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
