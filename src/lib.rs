@@ -9,6 +9,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of the code.
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod backend;
 pub mod data;
 pub mod error;

@@ -14,6 +14,7 @@
 mod context;
 pub mod kernels;
 mod params;
+mod perturb;
 
 pub use context::GpuContext;
 
@@ -103,6 +104,8 @@ pub struct GpuBackend {
     /// Softmax bind groups for the train, eval and grad slots (rebuilt when step buffers grow).
     softmax_bg: Vec<wgpu::BindGroup>,
     datasets: Vec<GpuData>,
+    /// Buffers of the landscape perturbation (`perturb.rs`), created on first use.
+    perturb: Option<perturb::PerturbState>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -226,6 +229,7 @@ impl GpuBackend {
             sgd_bg,
             softmax_bg: Vec::new(),
             datasets: Vec::new(),
+            perturb: None,
         };
         b.rebuild_dynamic_bind_groups();
         Ok(b)
