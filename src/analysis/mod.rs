@@ -4,3 +4,5 @@
 pub mod landscape;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run;

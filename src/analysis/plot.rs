@@ -13,7 +13,7 @@ fn plot_err<E: std::fmt::Display>(e: E) -> LabError {
     LabError::Io(format!("drawing the figure failed: {e}"))
 }
 
-/// Loss (log scale, left) and accuracy (right) against α for every data set of a 1-D landscape.
+/// Loss (left) and accuracy (right) against α for every data set of a 1-D landscape.
 /// `marks` are vertical reference lines with labels (e.g. `(0, "θ₁")`, `(1, "θ₂")`).
 pub fn line_svg(l: &Landscape, title: &str, marks: &[(f64, &str)]) -> Result<String> {
     if l.betas.is_some() || l.alphas.len() < 2 {
@@ -26,23 +26,18 @@ pub fn line_svg(l: &Landscape, title: &str, marks: &[(f64, &str)]) -> Result<Str
         let root = root.titled(title, ("sans-serif", 20)).map_err(plot_err)?;
         let (left, right) = root.split_horizontally(480);
         let (a0, a1) = (l.alphas[0], *l.alphas.last().expect("2 points"));
-        let finite = |v: &f64| v.is_finite() && *v > 0.0;
+        let finite = |v: &f64| v.is_finite();
         let lmin = l.sets.iter().flat_map(|s| s.loss.iter()).copied().filter(finite).fold(f64::INFINITY, f64::min);
-        let lmax = l.sets.iter().flat_map(|s| s.loss.iter()).copied().filter(finite).fold(0.0, f64::max);
-        let (lmin, lmax) = if lmin.is_finite() && lmax > lmin { (lmin / 1.3, lmax * 1.3) } else { (1e-3, 10.0) };
-        let mut loss = ChartBuilder::on(&left)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(a0..a1, (lmin..lmax).log_scale())
-            .map_err(plot_err)?;
+        let lmax = l.sets.iter().flat_map(|s| s.loss.iter()).copied().filter(finite).fold(f64::NEG_INFINITY, f64::max);
+        let (lmin, lmax) = if lmin.is_finite() && lmax > lmin { (0f64.max(lmin - 0.05 * (lmax - lmin)), lmax + 0.05 * (lmax - lmin)) } else { (0.0, 1.0) };
+        let mut loss = ChartBuilder::on(&left).margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(a0..a1, lmin..lmax).map_err(plot_err)?;
         loss.configure_mesh().x_desc("α").y_desc("loss (cross-entropy)").light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
         let mut acc = ChartBuilder::on(&right).margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(a0..a1, 0.0..1.0).map_err(plot_err)?;
         acc.configure_mesh().x_desc("α").y_desc("accuracy").light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
         for &(x, label) in marks {
             let grey = RGBColor(150, 150, 150);
             loss.draw_series(LineSeries::new([(x, lmin), (x, lmax)], grey.stroke_width(1))).map_err(plot_err)?;
-            loss.draw_series([Text::new(label.to_string(), (x, lmax / 1.15), ("sans-serif", 14).into_font().color(&grey))]).map_err(plot_err)?;
+            loss.draw_series([Text::new(label.to_string(), (x + 0.01 * (a1 - a0), lmin + 0.03 * (lmax - lmin)), ("sans-serif", 14).into_font().color(&grey))]).map_err(plot_err)?;
             acc.draw_series(LineSeries::new([(x, 0.0), (x, 1.0)], grey.stroke_width(1))).map_err(plot_err)?;
         }
         for (s, c) in l.sets.iter().zip(COLORS.iter().cycle()) {
@@ -144,10 +139,19 @@ pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Res
     {
         let root = SVGBackend::with_string(&mut svg, (720, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let root = root.titled(title, ("sans-serif", 20)).map_err(plot_err)?;
+        let root = root.titled(title, ("sans-serif", 16)).map_err(plot_err)?;
         let (main, bar): (DrawingArea<_, Shift>, _) = root.split_horizontally(600);
         let mut chart = ChartBuilder::on(&main).margin(12).x_label_area_size(40).y_label_area_size(50).build_cartesian_2d(x0..x1, y0..y1).map_err(plot_err)?;
-        chart.configure_mesh().disable_mesh().x_desc("α (direction δ)").y_desc("β (direction η)").draw().map_err(plot_err)?;
+        // a tick a rounding error below zero would print as -0.0
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("α (direction δ)")
+            .y_desc("β (direction η)")
+            .x_label_formatter(&|v| format!("{:.1}", if v.abs() < 1e-9 { 0.0 } else { *v }))
+            .y_label_formatter(&|v| format!("{:.1}", if v.abs() < 1e-9 { 0.0 } else { *v }))
+            .draw()
+            .map_err(plot_err)?;
         let cells = (0..ys.len()).flat_map(|j| (0..xs.len()).map(move |i| (i, j)));
         chart
             .draw_series(cells.map(|(i, j)| {
@@ -176,6 +180,7 @@ pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Res
             .disable_mesh()
             .disable_x_axis()
             .y_labels(8)
+            .y_label_style(("sans-serif", 12))
             .y_label_formatter(&|v| format!("{:.3}", 10f64.powf(*v)))
             .draw()
             .map_err(plot_err)?;
