@@ -1,6 +1,11 @@
+//! Analyses built on batches of models.
+//!
 //! Curvature of the loss at a point: exact Hessian-vector products ([`hvp`]), the top eigenvalues by
 //! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`trace`]).
 //! Design notes: `docs/hessian.md`.
+//!
+//! Loss landscapes ([`landscape`]): interpolations between two parameter sets and 1-D / 2-D slices along
+//! filter-normalised random directions (`docs/landscape.md`); figures ([`plot`]) and the CLI's runs ([`run`]).
 //!
 //! Everything above the HVP is generic over an [`HvpOperator`]: K symmetric operators of one dimension,
 //! applied together (K models share one GPU pass), in f64 on the host. [`BackendOperator`] adapts any
@@ -10,6 +15,11 @@
 
 pub mod eigen;
 pub mod hvp;
+pub mod landscape;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod run;
 pub mod trace;
 
 pub use hvp::Curvature;

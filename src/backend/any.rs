@@ -103,3 +103,12 @@ impl crate::analysis::Curvature for AnyBackend {
         each!(self, b => b.hvp(data, start, count, v).await)
     }
 }
+
+impl crate::backend::perturb::Perturb for AnyBackend {
+    fn set_perturb_basis(&mut self, base: &[f32], d1: &[f32], d2: &[f32]) -> Result<()> {
+        each!(self, b => b.set_perturb_basis(base, d1, d2))
+    }
+    fn perturb(&mut self, coeffs: &[[f32; 3]]) -> Result<()> {
+        each!(self, b => b.perturb(coeffs))
+    }
+}

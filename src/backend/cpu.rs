@@ -257,6 +257,8 @@ pub struct CpuBackend<T: Real> {
     datasets: Vec<Dataset>,
     ws: Workspace<T>,
     labels: Vec<u32>,
+    /// `(base, d1, d2)` of [`crate::backend::perturb::Perturb`] (3 × P once set, empty before).
+    basis: Vec<T>,
 }
 
 impl<T: Real> CpuBackend<T> {
@@ -284,6 +286,7 @@ impl<T: Real> CpuBackend<T> {
             datasets: Vec::new(),
             ws: Workspace::new(layout, max_batch),
             labels: vec![0; max_batch],
+            basis: Vec::new(),
         })
     }
 
@@ -299,6 +302,16 @@ impl<T: Real> CpuBackend<T> {
         }
         self.params.copy_from_slice(params);
         Ok(())
+    }
+
+    /// Stores the perturbation basis (3 × P, in the backend's precision).
+    pub(crate) fn set_basis_exact(&mut self, basis: Vec<T>) {
+        self.basis = basis;
+    }
+
+    /// The perturbation basis and the parameters, borrowed together.
+    pub(crate) fn basis_and_params_mut(&mut self) -> (&[T], &mut [T]) {
+        (&self.basis, &mut self.params)
     }
 
     /// The data set behind a handle.

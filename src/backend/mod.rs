@@ -20,6 +20,7 @@
 pub mod any;
 pub mod cpu;
 pub mod gpu;
+pub mod perturb;
 
 use serde::{Deserialize, Serialize};
 

@@ -76,6 +76,11 @@ enum Command {
         #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
         data_dir: PathBuf,
     },
+    /// Loss landscapes: interpolation between two models, 1-D/2-D slices along random directions (docs/landscape.md).
+    Landscape {
+        #[command(subcommand)]
+        command: LandscapeCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,6 +100,7 @@ fn main() {
         Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, data_dir } => {
             hessian(&params, &config, backend, examples, top_k, lanczos_iterations, &data_dir)
         }
+        Command::Landscape { command } => landscape(command),
     };
     if let Err(e) = result {
         eprintln!("sgd-lab: {e}");
@@ -214,6 +220,130 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     let final_params = pollster::block_on(trainer.backend_mut().read_params())?;
     write("params_final.safetensors", &params_to_safetensors(&layout, &final_params, Some(&config_json))?)?;
     write("batches.safetensors", &batches_to_safetensors(&trainer.trace().batches, k, batch)?)?;
+    eprintln!("sgd-lab: wrote {}", out.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- landscape
+
+#[derive(Subcommand)]
+enum LandscapeCommand {
+    /// Loss and accuracy along (1−α)·θ₁ + α·θ₂; writes landscape.json, landscape.csv, landscape.svg.
+    Interpolate {
+        /// First parameter file (safetensors written by `sgd-lab train`).
+        #[arg(long)]
+        a: PathBuf,
+        /// Which model of the first file.
+        #[arg(long, default_value_t = 0)]
+        model_a: usize,
+        /// Second parameter file.
+        #[arg(long)]
+        b: PathBuf,
+        /// Which model of the second file.
+        #[arg(long, default_value_t = 0)]
+        model_b: usize,
+        /// Number of α values.
+        #[arg(long, default_value_t = 25)]
+        points: usize,
+        /// Smallest α.
+        #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
+        from: f64,
+        /// Largest α.
+        #[arg(long, default_value_t = 2.0, allow_hyphen_values = true)]
+        to: f64,
+        #[command(flatten)]
+        common: LandscapeCommon,
+    },
+    /// Loss around one model along seeded filter-normalised random directions (2-D heatmap or 1-D curve).
+    Slice {
+        /// Parameter file (safetensors written by `sgd-lab train`).
+        #[arg(long)]
+        params: PathBuf,
+        /// Which model of the file.
+        #[arg(long, default_value_t = 0)]
+        model: usize,
+        /// 1 (θ* + α·δ) or 2 (θ* + α·δ + β·η).
+        #[arg(long, default_value_t = 2)]
+        dims: usize,
+        /// Points per axis.
+        #[arg(long, default_value_t = 51)]
+        grid: usize,
+        /// Smallest α and β.
+        #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
+        from: f64,
+        /// Largest α and β.
+        #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+        to: f64,
+        /// Seed of the directions.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also perturb the biases (each layer's bias direction scaled to the norm of its biases).
+        #[arg(long)]
+        normalize_biases: bool,
+        #[command(flatten)]
+        common: LandscapeCommon,
+    },
+}
+
+#[derive(clap::Args)]
+struct LandscapeCommon {
+    /// The run's JSON config (architecture and data sets).
+    #[arg(long)]
+    config: PathBuf,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Which engine evaluates the models.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// Where the real data sets live.
+    #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
+    data_dir: PathBuf,
+    /// Models evaluated together (one tile of points).
+    #[arg(long, default_value_t = 32)]
+    tile: usize,
+    /// Examples per evaluation chunk.
+    #[arg(long, default_value_t = 256)]
+    chunk: usize,
+    /// Data sets, comma-separated, among train, validation, test (default: all for interpolate, train for slice).
+    #[arg(long, value_delimiter = ',')]
+    sets: Option<Vec<String>>,
+    /// Evaluate only the first N examples of each set (default: all for interpolate, 2000 for slice).
+    #[arg(long)]
+    examples: Option<usize>,
+}
+
+impl LandscapeCommon {
+    fn into_common(self, sets: &[&str], examples: Option<usize>) -> sgd_lab::analysis::run::Common {
+        sgd_lab::analysis::run::Common {
+            config: self.config,
+            data_dir: self.data_dir,
+            out: self.out,
+            backend: choice(self.backend),
+            tile: self.tile,
+            chunk: self.chunk,
+            sets: self.sets.unwrap_or_else(|| sets.iter().map(|s| s.to_string()).collect()),
+            examples: self.examples.or(examples),
+        }
+    }
+}
+
+fn landscape(command: LandscapeCommand) -> Result<(), LabError> {
+    use sgd_lab::analysis::landscape::BiasMode;
+    use sgd_lab::analysis::run::{run_interpolate, run_slice, InterpolateArgs, SliceArgs};
+    let out = match command {
+        LandscapeCommand::Interpolate { a, model_a, b, model_b, points, from, to, common } => {
+            let c = common.into_common(&["train", "validation", "test"], None);
+            run_interpolate(&c, &InterpolateArgs { a: (a, model_a), b: (b, model_b), points, range: (from, to) })?;
+            c.out
+        }
+        LandscapeCommand::Slice { params, model, dims, grid, from, to, seed, normalize_biases, common } => {
+            let c = common.into_common(&["train"], Some(2000));
+            let bias = if normalize_biases { BiasMode::Normalized } else { BiasMode::Zero };
+            run_slice(&c, &SliceArgs { params: (params, model), dims, grid, range: (from, to), seed, bias })?;
+            c.out
+        }
+    };
     eprintln!("sgd-lab: wrote {}", out.display());
     Ok(())
 }

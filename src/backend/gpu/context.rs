@@ -35,16 +35,18 @@ pub(crate) struct Kernels {
     pub bias: Kernel,
     pub sgd: Kernel,
     pub r_softmax: Kernel,
+    pub perturb: Kernel,
 }
 
 /// The WGSL sources with their bindings, in the order the kernels are built.
-const SOURCES: [(&str, &str, &[Bind]); 6] = [
+const SOURCES: [(&str, &str, &[Bind]); 7] = [
     ("gather.wgsl", include_str!("../../../shaders/gather.wgsl"), &[Uniform, UniformDyn, Read, Read, Read, ReadWrite, ReadWrite]),
     ("gemm.wgsl", include_str!("../../../shaders/gemm.wgsl"), &[Uniform, Read, ReadWrite, ReadWrite]),
     ("softmax_ce.wgsl", include_str!("../../../shaders/softmax_ce.wgsl"), &[Uniform, UniformDyn, ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite]),
     ("bias_grad.wgsl", include_str!("../../../shaders/bias_grad.wgsl"), &[Uniform, Read, ReadWrite]),
     ("sgd.wgsl", include_str!("../../../shaders/sgd.wgsl"), &[Uniform, ReadWrite, ReadWrite, Read, Read, Read]),
     ("r_softmax.wgsl", include_str!("../../../shaders/r_softmax.wgsl"), &[Uniform, ReadWrite, Read]),
+    ("perturb.wgsl", include_str!("../../../shaders/perturb.wgsl"), &[Uniform, ReadWrite, Read, Read]),
 ];
 
 /// A wgpu instance, adapter, device and queue with the lab's kernels compiled: create it once
@@ -111,7 +113,7 @@ impl GpuContext {
         }
         let mut it = built.into_iter();
         let mut next = || it.next().expect("one kernel per source");
-        let kernels = Kernels { gather: next(), gemm: next(), softmax: next(), bias: next(), sgd: next(), r_softmax: next() };
+        let kernels = Kernels { gather: next(), gemm: next(), softmax: next(), bias: next(), sgd: next(), r_softmax: next(), perturb: next() };
         Ok(GpuContext { device, queue, kernels, info, _adapter: adapter, _instance: instance })
     }
 

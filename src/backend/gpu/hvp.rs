@@ -102,13 +102,13 @@ impl Op {
 /// The dispatches of one chunk of `rows` rows; `first`: the chunk stores its weight and bias blocks
 /// instead of adding them to the previous chunks'.
 #[allow(clippy::too_many_arguments)]
-fn program(layout: &Layout, k: usize, hl: &HvpLayout, rows: usize, first: bool, scale: f32, data: (u32, u32, u32, f32, f32)) -> Vec<Op> {
+fn program(layout: &Layout, k: usize, hl: &HvpLayout, rows: usize, first: bool, scale: f32, data: (u32, u32, u32, u32)) -> Vec<Op> {
     let p = layout.params_per_model;
     let (mb, wl) = (hl.wl.mb, &hl.wl);
     let layers = layout.layers.len();
-    let (dim, wpr, format, scl, shift) = data;
+    let (dim, wpr, format, norm_off) = data;
     let mut ops = vec![Op::Gather(GatherParams {
-        k: u(k), rows: u(rows), dim, words_per_row: wpr, format, scale: scl, shift, mb: u(mb),
+        k: u(k), rows: u(rows), dim, words_per_row: wpr, format, norm_off, _pad2: 0, mb: u(mb),
         contiguous: 1, x_off: u(wl.acts[0]), _pad: [0; 2],
     })];
     // Primal forward pass.
@@ -215,7 +215,7 @@ impl Curvature for GpuBackend {
         let (k, p) = (self.k, self.layout.params_per_model);
         let d = self.data(data)?;
         check_hvp_request(k, p, d.n, start, count, v.len())?;
-        let dinfo = (u(d.dim), u(d.words_per_row), d.format, d.scale_shift.0, d.scale_shift.1);
+        let dinfo = (u(d.dim), u(d.words_per_row), d.format, u(d.n * d.words_per_row));
         self.ensure_hvp_buffers(count)?;
         let ctx = &self.ctx;
         let b = self.hvp.as_ref().expect("made above");

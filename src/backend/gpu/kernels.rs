@@ -269,6 +269,31 @@ pub async fn sgd(ctx: &GpuContext, k: usize, p: usize, params: &[f32], velocity:
     Ok((floats(&out[0]), floats(&out[1])))
 }
 
+/// The landscape perturbation (`perturb.wgsl`) alone: `out[k] = (c0_k·base + c1_k·d1) + c2_k·d2` for K models
+/// of P parameters (`coeffs`: K triples). The output is NaN-prefilled.
+pub async fn perturb(ctx: &GpuContext, k: usize, p: usize, base: &[f32], d1: &[f32], d2: &[f32], coeffs: &[[f32; 3]]) -> Result<Vec<f32>> {
+    for (what, n) in [("base", base.len()), ("d1", d1.len()), ("d2", d2.len())] {
+        check_len(what, n, p)?;
+    }
+    check_len("coeffs", coeffs.len(), k)?;
+    let u = SgdParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] };
+    let basis: Vec<f32> = [base, d1, d2].concat();
+    let c4: Vec<[f32; 4]> = coeffs.iter().map(|c| [c[0], c[1], c[2], 0.0]).collect();
+    let out = run_alone(
+        ctx,
+        &ctx.kernels.perturb,
+        &[
+            Arg::Uniform(bytemuck::bytes_of(&u)),
+            Arg::Rw(bytemuck::cast_slice(&vec![f32::NAN; k * p])),
+            Arg::Read(bytemuck::cast_slice(&basis)),
+            Arg::Read(bytemuck::cast_slice(&c4)),
+        ],
+        super::context::flat_grid(k * p),
+    )
+    .await?;
+    Ok(floats(&out[0]))
+}
+
 /// Gathers `indices` (`K × rows`, one step) from `data` as the GPU holds it; returns the decoded rows
 /// (K × rows × dim) and their labels (K × rows).
 pub async fn gather(ctx: &GpuContext, data: &Dataset, k: usize, rows: usize, indices: &[u32]) -> Result<(Vec<f32>, Vec<u32>)> {

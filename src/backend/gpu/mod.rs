@@ -15,6 +15,7 @@ mod context;
 mod hvp;
 pub mod kernels;
 mod params;
+mod perturb;
 
 pub use context::GpuContext;
 
@@ -105,6 +106,8 @@ pub struct GpuBackend {
     datasets: Vec<GpuData>,
     /// Buffers of the Hessian-vector product, made on its first use (see `hvp.rs`).
     hvp: Option<hvp::HvpBuffers>,
+    /// Buffers of the landscape perturbation (`perturb.rs`), created on first use.
+    perturb: Option<perturb::PerturbState>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -229,6 +232,7 @@ impl GpuBackend {
             softmax_bg: Vec::new(),
             datasets: Vec::new(),
             hvp: None,
+            perturb: None,
         };
         b.rebuild_dynamic_bind_groups();
         Ok(b)

@@ -1,0 +1,214 @@
+//! SVG figures of landscapes (native only; `plotters`' SVG backend writes `<text>` elements, so no font
+//! files are needed): a line plot of loss and accuracy against α, and a heatmap of the loss with contour lines.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::landscape::Landscape;
+use crate::error::{LabError, Result};
+
+const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+
+fn plot_err<E: std::fmt::Display>(e: E) -> LabError {
+    LabError::Io(format!("drawing the figure failed: {e}"))
+}
+
+/// Loss (left) and accuracy (right) against α for every data set of a 1-D landscape.
+/// `marks` are vertical reference lines with labels (e.g. `(0, "θ₁")`, `(1, "θ₂")`).
+pub fn line_svg(l: &Landscape, title: &str, marks: &[(f64, &str)]) -> Result<String> {
+    if l.betas.is_some() || l.alphas.len() < 2 {
+        return Err(LabError::Backend("a line plot needs a 1-D landscape of at least 2 points".into()));
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(plot_err)?;
+        let (left, right) = root.split_horizontally(480);
+        let (a0, a1) = (l.alphas[0], *l.alphas.last().expect("2 points"));
+        let finite = |v: &f64| v.is_finite();
+        let lmin = l.sets.iter().flat_map(|s| s.loss.iter()).copied().filter(finite).fold(f64::INFINITY, f64::min);
+        let lmax = l.sets.iter().flat_map(|s| s.loss.iter()).copied().filter(finite).fold(f64::NEG_INFINITY, f64::max);
+        let (lmin, lmax) = if lmin.is_finite() && lmax > lmin { (0f64.max(lmin - 0.05 * (lmax - lmin)), lmax + 0.05 * (lmax - lmin)) } else { (0.0, 1.0) };
+        let mut loss = ChartBuilder::on(&left).margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(a0..a1, lmin..lmax).map_err(plot_err)?;
+        loss.configure_mesh().x_desc("α").y_desc("loss (cross-entropy)").light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
+        let mut acc = ChartBuilder::on(&right).margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(a0..a1, 0.0..1.0).map_err(plot_err)?;
+        acc.configure_mesh().x_desc("α").y_desc("accuracy").light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
+        for &(x, label) in marks {
+            let grey = RGBColor(150, 150, 150);
+            loss.draw_series(LineSeries::new([(x, lmin), (x, lmax)], grey.stroke_width(1))).map_err(plot_err)?;
+            loss.draw_series([Text::new(label.to_string(), (x + 0.01 * (a1 - a0), lmin + 0.03 * (lmax - lmin)), ("sans-serif", 14).into_font().color(&grey))]).map_err(plot_err)?;
+            acc.draw_series(LineSeries::new([(x, 0.0), (x, 1.0)], grey.stroke_width(1))).map_err(plot_err)?;
+        }
+        for (s, c) in l.sets.iter().zip(COLORS.iter().cycle()) {
+            let pts = l.alphas.iter().zip(&s.loss).filter(|(_, v)| finite(v)).map(|(&a, &v)| (a, v));
+            loss.draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            let pts = l.alphas.iter().zip(&s.accuracy).map(|(&a, &v)| (a, v));
+            acc.draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        loss.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperMiddle).draw().map_err(plot_err)?;
+        acc.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerMiddle).draw().map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+/// Viridis, sampled at 9 points and linearly interpolated (t in [0, 1]).
+fn viridis(t: f64) -> RGBColor {
+    const V: [(u8, u8, u8); 9] = [
+        (68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
+        (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37),
+    ];
+    let x = t.clamp(0.0, 1.0) * (V.len() - 1) as f64;
+    let i = (x.floor() as usize).min(V.len() - 2);
+    let f = x - i as f64;
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    RGBColor(mix(V[i].0, V[i + 1].0), mix(V[i].1, V[i + 1].1), mix(V[i].2, V[i + 1].2))
+}
+
+/// Line segments of the level set `z = level` of a grid `z[j·nx + i]` at `(xs[i], ys[j])` (marching squares;
+/// a saddle cell is resolved by its centre value).
+pub fn contour_segments(xs: &[f64], ys: &[f64], z: &[f64], level: f64) -> Vec<((f64, f64), (f64, f64))> {
+    let nx = xs.len();
+    let mut out = Vec::new();
+    for j in 0..ys.len().saturating_sub(1) {
+        for i in 0..nx.saturating_sub(1) {
+            // corners counter-clockwise from (i, j)
+            let c = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)];
+            let v: Vec<f64> = c.iter().map(|&(a, b)| z[b * nx + a]).collect();
+            if v.iter().any(|x| !x.is_finite()) {
+                continue;
+            }
+            let mut pts = Vec::with_capacity(4);
+            for e in 0..4 {
+                let (p, q) = (e, (e + 1) % 4);
+                if (v[p] < level) != (v[q] < level) {
+                    let t = (level - v[p]) / (v[q] - v[p]);
+                    let (xp, yp) = (xs[c[p].0], ys[c[p].1]);
+                    let (xq, yq) = (xs[c[q].0], ys[c[q].1]);
+                    pts.push((xp + t * (xq - xp), yp + t * (yq - yp)));
+                }
+            }
+            match pts.len() {
+                2 => out.push((pts[0], pts[1])),
+                4 => {
+                    let centre = v.iter().sum::<f64>() / 4.0;
+                    if (centre < level) == (v[0] < level) {
+                        out.push((pts[0], pts[3]));
+                        out.push((pts[1], pts[2]));
+                    } else {
+                        out.push((pts[0], pts[1]));
+                        out.push((pts[2], pts[3]));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Heatmap of set `set`'s loss over a 2-D slice, coloured by log₁₀ loss, with `levels` contour lines
+/// evenly spaced in log loss, a colour bar, and the centre θ* marked.
+pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Result<String> {
+    let betas = l.betas.as_ref().ok_or_else(|| LabError::Backend("a heatmap needs a 2-D landscape".into()))?;
+    let s = l.sets.get(set).ok_or_else(|| LabError::Backend(format!("no data set {set} in the landscape")))?;
+    let (xs, ys) = (&l.alphas, betas);
+    if xs.len() < 2 || ys.len() < 2 {
+        return Err(LabError::Backend("a heatmap needs at least 2 × 2 points".into()));
+    }
+    let z: Vec<f64> = s.loss.iter().map(|&v| if v > 0.0 && v.is_finite() { v.log10() } else { f64::NAN }).collect();
+    let zmin = z.iter().copied().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
+    let zmax = z.iter().copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    let (zmin, zmax) = if zmin.is_finite() && zmax > zmin { (zmin, zmax) } else { (zmin.min(0.0), zmin.max(0.0) + 1.0) };
+    let t = |v: f64| (v - zmin) / (zmax - zmin);
+    let half = |v: &[f64], i: usize| {
+        let lo = if i == 0 { v[0] - (v[1] - v[0]) / 2.0 } else { (v[i - 1] + v[i]) / 2.0 };
+        let hi = if i + 1 == v.len() { v[i] + (v[i] - v[i - 1]) / 2.0 } else { (v[i] + v[i + 1]) / 2.0 };
+        (lo, hi)
+    };
+    let (x0, x1) = (half(xs, 0).0, half(xs, xs.len() - 1).1);
+    let (y0, y1) = (half(ys, 0).0, half(ys, ys.len() - 1).1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let root = root.titled(title, ("sans-serif", 16)).map_err(plot_err)?;
+        let (main, bar): (DrawingArea<_, Shift>, _) = root.split_horizontally(600);
+        let mut chart = ChartBuilder::on(&main).margin(12).x_label_area_size(40).y_label_area_size(50).build_cartesian_2d(x0..x1, y0..y1).map_err(plot_err)?;
+        // a tick a rounding error below zero would print as -0.0
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("α (direction δ)")
+            .y_desc("β (direction η)")
+            .x_label_formatter(&|v| format!("{:.1}", if v.abs() < 1e-9 { 0.0 } else { *v }))
+            .y_label_formatter(&|v| format!("{:.1}", if v.abs() < 1e-9 { 0.0 } else { *v }))
+            .draw()
+            .map_err(plot_err)?;
+        let cells = (0..ys.len()).flat_map(|j| (0..xs.len()).map(move |i| (i, j)));
+        chart
+            .draw_series(cells.map(|(i, j)| {
+                let v = z[j * xs.len() + i];
+                let colour = if v.is_finite() { viridis(t(v)) } else { RGBColor(255, 255, 255) };
+                let ((a, b), (c, d)) = (half(xs, i), half(ys, j));
+                Rectangle::new([(a, c), (b, d)], colour.filled())
+            }))
+            .map_err(plot_err)?;
+        for n in 1..=levels {
+            let level = zmin + (zmax - zmin) * n as f64 / (levels + 1) as f64;
+            let segs = contour_segments(xs, ys, &z, level);
+            chart.draw_series(segs.into_iter().map(|(p, q)| PathElement::new(vec![p, q], WHITE.mix(0.8).stroke_width(1)))).map_err(plot_err)?;
+        }
+        chart.draw_series([Cross::new((0.0, 0.0), 6, RED.stroke_width(2))]).map_err(plot_err)?;
+        // colour bar in log10 loss, labelled with the loss itself
+        let mut cb = ChartBuilder::on(&bar)
+            .margin_top(12)
+            .margin_bottom(52)
+            .margin_right(8)
+            .y_label_area_size(50)
+            .caption(format!("{} loss", s.name), ("sans-serif", 13))
+            .build_cartesian_2d(0.0..1.0, zmin..zmax)
+            .map_err(plot_err)?;
+        cb.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_labels(8)
+            .y_label_style(("sans-serif", 12))
+            .y_label_formatter(&|v| format!("{:.3}", 10f64.powf(*v)))
+            .draw()
+            .map_err(plot_err)?;
+        let steps = 100;
+        cb.draw_series((0..steps).map(|k| {
+            let (lo, hi) = (zmin + (zmax - zmin) * k as f64 / steps as f64, zmin + (zmax - zmin) * (k + 1) as f64 / steps as f64);
+            Rectangle::new([(0.0, lo), (1.0, hi)], viridis((k as f64 + 0.5) / steps as f64).filled())
+        }))
+        .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contours_of_a_cone_lie_on_the_circle() {
+        let xs: Vec<f64> = (0..21).map(|i| -1.0 + i as f64 * 0.1).collect();
+        let z: Vec<f64> = xs.iter().flat_map(|&y| xs.iter().map(move |&x| (x * x + y * y).sqrt())).collect();
+        let segs = contour_segments(&xs, &xs, &z, 0.5);
+        assert!(segs.len() > 10);
+        for (p, q) in segs {
+            for (x, y) in [p, q] {
+                assert!(((x * x + y * y).sqrt() - 0.5).abs() < 0.02, "({x}, {y}) is off the circle");
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Loss landscapes on the CPU backend: filter-normalised directions, exact interpolation anchors,
+//! and the grid code against the closed form of a quadratic bowl.
+#![cfg(not(target_arch = "wasm32"))]
+
+use sgd_lab::analysis::landscape::{self, filter_normalize, interpolate, linspace, random_direction, slice_1d, slice_2d, BiasMode, EvalSet};
+use sgd_lab::backend::cpu::CpuBackend;
+use sgd_lab::backend::perturb::{combine, Perturb};
+use sgd_lab::backend::{Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress};
+use sgd_lab::data::{two_spirals, Dataset};
+use sgd_lab::error::Result;
+use sgd_lab::model::{Activation, Init, Layout, MlpSpec, ModelBatch};
+
+fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt()
+}
+
+#[test]
+fn each_direction_row_has_the_norm_of_its_theta_row_and_biases_are_zero_by_default() {
+    let spec = MlpSpec { input: 5, hidden: vec![7, 4], classes: 3, activation: Activation::Relu, init: Init::He };
+    let mut models = ModelBatch::init(&spec, &[3]);
+    let layout = models.layout.clone();
+    // non-zero biases, so that "zero by default" is a real choice
+    for lo in &layout.layers {
+        for j in 0..lo.fan_out {
+            models.params[lo.b + j] = 0.1 * (j as f32 + 1.0);
+        }
+    }
+    let theta = models.params.clone();
+    let d = random_direction(&layout, &theta, 42, 0, BiasMode::Zero);
+    for lo in &layout.layers {
+        for j in 0..lo.fan_out {
+            let r = lo.w + j * lo.fan_in..lo.w + (j + 1) * lo.fan_in;
+            let (nd, nt) = (norm(&d[r.clone()]), norm(&theta[r]));
+            assert!((nd - nt).abs() <= 1e-6 * nt.max(1.0), "row {j}: |d| = {nd}, |θ| = {nt}");
+        }
+        assert!(d[lo.b..lo.b + lo.fan_out].iter().all(|&v| v == 0.0), "bias directions are zero by default");
+    }
+    let d = random_direction(&layout, &theta, 42, 0, BiasMode::Normalized);
+    for lo in &layout.layers {
+        let (nd, nt) = (norm(&d[lo.b..lo.b + lo.fan_out]), norm(&theta[lo.b..lo.b + lo.fan_out]));
+        assert!((nd - nt).abs() <= 1e-6 * nt.max(1.0), "normalised bias direction {nd} vs {nt}");
+    }
+    // a zero row of θ gives a zero row of the direction (no NaN)
+    let mut zero_row = theta.clone();
+    let lo = layout.layers[0];
+    zero_row[lo.w..lo.w + lo.fan_in].iter_mut().for_each(|v| *v = 0.0);
+    let mut d = vec![1.0f32; layout.params_per_model];
+    filter_normalize(&layout, &zero_row, &mut d, BiasMode::Zero);
+    assert!(d[lo.w..lo.w + lo.fan_in].iter().all(|&v| v == 0.0));
+}
+
+fn spirals(n: usize) -> Dataset {
+    two_spirals(n, 0.1, 5).unwrap()
+}
+
+fn net() -> (Layout, Vec<f32>) {
+    let spec = MlpSpec { input: 2, hidden: vec![12, 6], classes: 2, activation: Activation::Tanh, init: Init::Xavier };
+    let m = ModelBatch::init(&spec, &[1, 2]);
+    (m.layout, m.params)
+}
+
+/// Losses of one model evaluated alone (written into every slot of a backend of K models).
+fn direct(layout: &Layout, k: usize, theta: &[f32], data: &Dataset) -> EvalMetrics {
+    let mut b = CpuBackend::<f32>::new(layout, k, 32).unwrap();
+    let h = b.upload_dataset(data).unwrap();
+    b.write_params(&theta.repeat(k)).unwrap();
+    pollster::block_on(b.evaluate(h, 0, data.n)).unwrap()[0]
+}
+
+#[test]
+fn interpolation_at_zero_and_one_reproduces_both_models_bitwise() {
+    let (layout, params) = net();
+    let (t1, t2) = (landscape::pick_model(&layout, &params, 0).unwrap(), landscape::pick_model(&layout, &params, 1).unwrap());
+    let data = spirals(90);
+    let k = 4; // 25 points: 6 full tiles and one of 1
+    let mut b = CpuBackend::<f32>::new(&layout, k, 32).unwrap();
+    let h = b.upload_dataset(&data).unwrap();
+    let alphas = linspace(-1.0, 2.0, 25);
+    let sets = [EvalSet { name: "train".into(), data: h, start: 0, count: data.n }];
+    let l = pollster::block_on(interpolate(&mut b, &t1, &t2, &alphas, &sets)).unwrap();
+    assert_eq!(l.sets[0].loss.len(), 25);
+    let (i0, i1) = (alphas.iter().position(|&a| a == 0.0).unwrap(), alphas.iter().position(|&a| a == 1.0).unwrap());
+    let (e1, e2) = (direct(&layout, k, &t1, &data), direct(&layout, k, &t2, &data));
+    assert_eq!(l.sets[0].loss[i0].to_bits(), e1.loss.to_bits(), "α = 0 is θ₁");
+    assert_eq!(l.sets[0].loss[i1].to_bits(), e2.loss.to_bits(), "α = 1 is θ₂");
+    assert_eq!((l.sets[0].accuracy[i0], l.sets[0].accuracy[i1]), (e1.accuracy, e2.accuracy));
+    // the same on the f64 reference backend, within rounding of the f32 evaluation
+    let mut r = CpuBackend::<f64>::new(&layout, 3, 32).unwrap();
+    let hr = r.upload_dataset(&data).unwrap();
+    let lr = pollster::block_on(interpolate(&mut r, &t1, &t2, &alphas, &[EvalSet { data: hr, ..sets[0].clone() }])).unwrap();
+    for (a, b) in lr.sets[0].loss.iter().zip(&l.sets[0].loss) {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn every_slice_point_is_the_model_built_on_the_host() {
+    let (layout, params) = net();
+    let theta = landscape::pick_model(&layout, &params, 0).unwrap();
+    let d1 = random_direction(&layout, &theta, 1, 0, BiasMode::Zero);
+    let d2 = random_direction(&layout, &theta, 1, 1, BiasMode::Zero);
+    let data = spirals(40);
+    let mut b = CpuBackend::<f32>::new(&layout, 3, 16).unwrap();
+    let h = b.upload_dataset(&data).unwrap();
+    let (alphas, betas) = (linspace(-1.0, 1.0, 5), linspace(-0.5, 0.5, 4));
+    let sets = [EvalSet { name: "train".into(), data: h, start: 3, count: 30 }];
+    let l = pollster::block_on(slice_2d(&mut b, &theta, &d1, &d2, &alphas, &betas, &sets)).unwrap();
+    assert_eq!(l.points(), 20);
+    for (j, &beta) in betas.iter().enumerate() {
+        for (i, &alpha) in alphas.iter().enumerate() {
+            let mut p = vec![0f32; layout.params_per_model];
+            combine(&theta, &d1, &d2, &[[1.0, alpha as f32, beta as f32]], &mut p);
+            let mut one = CpuBackend::<f32>::new(&layout, 1, 16).unwrap();
+            let h1 = one.upload_dataset(&data).unwrap();
+            one.write_params(&p).unwrap();
+            let want = pollster::block_on(one.evaluate(h1, 3, 30)).unwrap()[0];
+            assert_eq!(l.sets[0].loss[j * alphas.len() + i].to_bits(), want.loss.to_bits(), "point ({alpha}, {beta})");
+        }
+    }
+    // the 1-D slice's centre (α = 0) is θ itself
+    let one_d = pollster::block_on(slice_1d(&mut b, &theta, &d1, &alphas, &sets)).unwrap();
+    let mut one = CpuBackend::<f32>::new(&layout, 1, 16).unwrap();
+    let h1 = one.upload_dataset(&data).unwrap();
+    one.write_params(&theta).unwrap();
+    let at_centre = pollster::block_on(one.evaluate(h1, 3, 30)).unwrap()[0];
+    assert_eq!(one_d.sets[0].loss[2].to_bits(), at_centre.loss.to_bits());
+}
+
+/// A backend whose "evaluation" is the quadratic bowl L(θ) = ½ Σ h_i θ_i², so a slice has a closed form.
+/// Only what the landscape code uses is implemented; perturbation is the CPU reference `combine`.
+struct Bowl {
+    layout: Layout,
+    k: usize,
+    h: Vec<f64>,
+    basis: Vec<f32>,
+    params: Vec<f64>,
+}
+
+impl Backend for Bowl {
+    fn describe(&self) -> String {
+        "quadratic bowl".into()
+    }
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    fn models(&self) -> usize {
+        self.k
+    }
+    fn max_batch(&self) -> usize {
+        1
+    }
+    fn upload_dataset(&mut self, _: &Dataset) -> Result<DataHandle> {
+        unimplemented!()
+    }
+    fn write_params(&mut self, _: &[f32]) -> Result<()> {
+        unimplemented!()
+    }
+    fn write_hyper(&mut self, _: &[Hyper]) -> Result<()> {
+        unimplemented!()
+    }
+    fn set_divergence_threshold(&mut self, _: f32) {}
+    fn reset_state(&mut self) {}
+    fn train_steps(&mut self, _: DataHandle, _: &[u32], _: usize) -> Result<()> {
+        unimplemented!()
+    }
+    async fn read_progress(&mut self) -> Result<Progress> {
+        unimplemented!()
+    }
+    async fn read_params(&mut self) -> Result<Vec<f32>> {
+        unimplemented!()
+    }
+    async fn evaluate(&mut self, _: DataHandle, _: usize, _: usize) -> Result<Vec<EvalMetrics>> {
+        let p = self.layout.params_per_model;
+        Ok((0..self.k)
+            .map(|m| {
+                let loss = 0.5 * (0..p).map(|i| self.h[i] * self.params[m * p + i].powi(2)).sum::<f64>();
+                EvalMetrics { loss, accuracy: m as f64 }
+            })
+            .collect())
+    }
+    async fn gradients(&mut self, _: DataHandle, _: &[u32], _: usize) -> Result<Gradients> {
+        unimplemented!()
+    }
+}
+
+impl Perturb for Bowl {
+    fn set_perturb_basis(&mut self, base: &[f32], d1: &[f32], d2: &[f32]) -> Result<()> {
+        self.basis = [base, d1, d2].concat();
+        Ok(())
+    }
+    fn perturb(&mut self, coeffs: &[[f32; 3]]) -> Result<()> {
+        let p = self.layout.params_per_model;
+        let b: Vec<f64> = self.basis.iter().map(|&v| v as f64).collect();
+        combine(&b[..p], &b[p..2 * p], &b[2 * p..], coeffs, &mut self.params);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_slice_of_a_quadratic_bowl_matches_the_closed_form() {
+    let layout = Layout::new(&[2, 2], Activation::Linear); // P = 6
+    let p = layout.params_per_model;
+    let h: Vec<f64> = (0..p).map(|i| 0.5 + i as f64).collect();
+    let theta: Vec<f32> = (0..p).map(|i| 0.25 * i as f32 - 0.5).collect();
+    let delta: Vec<f32> = (0..p).map(|i| if i % 2 == 0 { 1.0 } else { -0.5 }).collect();
+    let eta: Vec<f32> = (0..p).map(|i| 0.125 * (i as f32 - 2.0)).collect();
+    let k = 7; // 51 × 51 = 2601 points: 371 full tiles and one of 4
+    let mut bowl = Bowl { layout: layout.clone(), k, h: h.clone(), basis: Vec::new(), params: vec![0.0; k * p] };
+    let grid = linspace(-1.0, 1.0, 51);
+    let sets = [EvalSet { name: "bowl".into(), data: DataHandle(0), start: 0, count: 1 }];
+    let l = pollster::block_on(slice_2d(&mut bowl, &theta, &delta, &eta, &grid, &grid, &sets)).unwrap();
+    // L(θ + αδ + βη) = ½ θᵀHθ + α δᵀHθ + β ηᵀHθ + ½ α² δᵀHδ + αβ δᵀHη + ½ β² ηᵀHη
+    let q = |u: &[f32], v: &[f32]| (0..p).map(|i| h[i] * u[i] as f64 * v[i] as f64).sum::<f64>();
+    let (tt, dt, et, dd, de, ee) = (q(&theta, &theta), q(&delta, &theta), q(&eta, &theta), q(&delta, &delta), q(&delta, &eta), q(&eta, &eta));
+    for (j, &b) in grid.iter().enumerate() {
+        for (i, &a) in grid.iter().enumerate() {
+            // the coefficients travel as f32 (as they do to the GPU)
+            let (a, b) = (a as f32 as f64, b as f32 as f64);
+            let want = 0.5 * tt + a * dt + b * et + 0.5 * a * a * dd + a * b * de + 0.5 * b * b * ee;
+            let got = l.sets[0].loss[j * grid.len() + i];
+            assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "({a}, {b}): {got} vs closed form {want}");
+        }
+    }
+    // the tile slot each point was evaluated in (accuracy = model index here) walks 0..K in order
+    assert_eq!(&l.sets[0].accuracy[..9], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0, 1.0]);
+}
