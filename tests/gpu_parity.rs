@@ -299,6 +299,28 @@ async fn gradients_match_the_cpu_f64_reference_on_a_tiny_net() {
 }
 gpu_test!(gradients_match_the_cpu_f64_reference_on_a_tiny_net);
 
+/// The paper's deep MLP has 20 layers: every per-layer table (bias reduction, GEMM uniforms) must hold
+/// that many entries without one overwriting another.
+async fn gradients_of_a_twenty_layer_net_match_the_cpu_in_every_layer() {
+    let ctx = ctx().await;
+    let s = spec(vec![3; 19], Activation::Tanh);
+    assert_eq!(s.layout().layers.len(), 20);
+    let (k, batch) = (2, 5);
+    let models = ModelBatch::init(&s, &[5, 6]);
+    let d = data(30);
+    let mut rng = ChaCha8Rng::seed_from_u64(20);
+    let idx = random_indices(&mut rng, k * batch, d.n);
+    let mut gpu = GpuBackend::new(&ctx, &models.layout, k, 8).unwrap();
+    let mut cpu = CpuBackend::<f64>::new(&models.layout, k, 8).unwrap();
+    let (hg, hc) = (gpu.upload_dataset(&d).unwrap(), cpu.upload_dataset(&d).unwrap());
+    gpu.write_params(&models.params).unwrap();
+    cpu.write_params(&models.params).unwrap();
+    let g = gpu.gradients(hg, &idx, batch).await.unwrap();
+    let c = cpu.gradients(hc, &idx, batch).await.unwrap();
+    assert_close_f32(&g.grads, &c.grads, Tolerance::f32_kernel(), "gradients of all 20 layers");
+}
+gpu_test!(gradients_of_a_twenty_layer_net_match_the_cpu_in_every_layer);
+
 async fn evaluate_matches_the_cpu_over_full_and_partial_chunks() {
     let ctx = ctx().await;
     let s = spec(vec![9], Activation::Tanh);

@@ -56,14 +56,16 @@ struct Growable {
     partials_cap: usize,
 }
 
-/// Static uniform slots in `statics` (each 256 bytes apart).
+/// Static uniform slots in `statics` (each 256 bytes apart). The bias parameters carry a per-layer
+/// table larger than one slot, so they get as many consecutive slots as they need.
 mod slot_of {
+    use super::{params::BiasParams, SLOT};
     pub const SOFTMAX_TRAIN: usize = 0;
     pub const SOFTMAX_EVAL: usize = 1;
     pub const SOFTMAX_GRAD: usize = 2;
-    pub const BIAS: usize = 3;
-    pub const SGD: usize = 4;
-    pub const GEMM0: usize = 5;
+    pub const SGD: usize = 3;
+    pub const BIAS: usize = 4;
+    pub const GEMM0: usize = BIAS + size_of::<BiasParams>().div_ceil(SLOT as usize);
 }
 
 /// K models of one layout trained by SGD on the GPU (see the module docs).
