@@ -194,7 +194,7 @@ impl Lab {
             let mut t = trainer
                 .try_borrow_mut()
                 .map_err(|_| JsValue::from(JsError::new("Lab.step() called again before the previous step finished")))?;
-            let events = t.run_chunk().await.map_err(|e| JsValue::from(to_js(e)))?;
+            let events = t.run_chunk_with_curvature().await.map_err(|e| JsValue::from(to_js(e)))?;
             // Plain objects, not `Map`s: `eval`/`finished` flatten their metrics, which serde sees as a map.
             let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
             events.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))

@@ -210,7 +210,7 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     let say = |line: String| if bar.is_hidden() { if !quiet { eprintln!("{line}") } } else { bar.println(line) };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  {msg}  eta {eta}").expect("template"));
     while !trainer.is_done() {
-        for event in pollster::block_on(trainer.run_chunk())? {
+        for event in pollster::block_on(trainer.run_chunk_with_curvature())? {
             let line = serde_json::to_string(&event).expect("events serialise");
             writeln!(metrics, "{line}").map_err(|e| LabError::Io(format!("cannot write {}: {e}", metrics_path.display())))?;
             match &event {
@@ -222,6 +222,10 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
                     bar.set_message(format!("loss {}", mean.join(" ")));
                 }
                 Event::Diverged { model, step } => say(format!("model {model} diverged at step {step}")),
+                Event::Sharpness { step, lambda_max, stability_threshold, .. } => {
+                    let s: Vec<String> = lambda_max.iter().zip(stability_threshold).map(|(l, t)| format!("{l:.3} (2(1+μ)/η = {t:.1})")).collect();
+                    say(format!("step {step}: λ_max {}", s.join("  ")));
+                }
                 Event::Eval { step, metrics } | Event::Finished { steps: step, metrics } => {
                     let show = |name: &str, set: &Option<Vec<sgd_lab::backend::EvalMetrics>>| {
                         if let Some(set) = set {
