@@ -376,10 +376,18 @@ impl<B: crate::analysis::Curvature> Trainer<B> {
 
     /// λ_max (and the trace, if the schedule asks) of every model at the current parameters, as an event.
     pub async fn measure_sharpness(&mut self) -> Result<Event> {
+        let sh = self.config.sharpness.clone().ok_or_else(|| LabError::config("sharpness", "no sharpness schedule in the config"))?;
+        self.measure_curvature(&sh).await
+    }
+
+    /// [`Event::Sharpness`] at the current parameters as `sh` says (its `every` is not used).
+    pub async fn measure_curvature(&mut self, sh: &SharpnessSchedule) -> Result<Event> {
         use crate::analysis::eigen::{lanczos, LanczosOptions};
         use crate::analysis::trace::{hutchinson, HutchinsonOptions};
         use crate::analysis::{BackendOperator, Subset};
-        let sh = self.config.sharpness.clone().ok_or_else(|| LabError::config("sharpness", "no sharpness schedule in the config"))?;
+        if sh.examples == 0 || sh.iterations == 0 {
+            return Err(LabError::config("sharpness", "examples and iterations must be at least 1"));
+        }
         let subset = Subset::first(self.handles.train, self.data.train.n, sh.examples);
         let mut op = BackendOperator::new(&mut self.backend, subset);
         let eig = lanczos(&mut op, &LanczosOptions { top_k: 1, iterations: sh.iterations, seed: self.step as u64 }).await?;
