@@ -2,7 +2,7 @@
 //!
 //! Curvature of the loss at a point: exact Hessian-vector products ([`hvp`]), the top eigenvalues by
 //! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`trace`]); Keskar's
-//! ε-sharpness by projected gradient ascent in a box ([`sharpness`]).
+//! ε-sharpness by projected gradient ascent in a box ([`sharpness`]); the gradient-noise scale B_simple ([`noise`]).
 //! Design notes: `docs/hessian.md`.
 //!
 //! Loss landscapes ([`landscape`]): interpolations between two parameter sets and 1-D / 2-D slices along
@@ -17,6 +17,7 @@
 pub mod eigen;
 pub mod hvp;
 pub mod landscape;
+pub mod noise;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]
