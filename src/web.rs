@@ -10,9 +10,10 @@
 //! const lab = await Lab.createWithData(JSON.stringify(config), true, trainImages, trainLabels, testImages, testLabels);
 //! console.log(lab.backend, lab.onGpu, lab.fallbackReason);
 //! while (!lab.done) {
-//!   for (const ev of await lab.step()) { /* ev.type: started | steps | eval | diverged | finished */ }
+//!   for (const ev of await lab.step()) { /* ev.type: started | steps | eval | diverged | sharpness | finished */ }
 //!   await new Promise(requestAnimationFrame); // let the page breathe between chunks
 //! }
+//! const h = await lab.sharpness(1000);   // h.lambda_max[m], h.trace[m] ± h.trace_std_error[m]
 //! ```
 
 use std::cell::RefCell;
@@ -50,7 +51,11 @@ export type LabEvent =
   | { type: "steps"; first_step: number; losses: number[][] /* [model][step], NaN once diverged */ }
   | ({ type: "eval"; step: number } & Evaluation)
   | { type: "diverged"; model: number; step: number }
+  | { type: "sharpness"; step: number; examples: number; lambda_max: number[]; trace?: number[];
+      trace_std_error?: number[]; stability_threshold: number[] /* 2(1+μ)/η per model */ }
   | ({ type: "finished"; steps: number } & Evaluation);
+/** What `Lab.sharpness()` resolves to: the Hessian of each model's mean loss at its current parameters. */
+export type SharpnessReport = Extract<LabEvent, { type: "sharpness" }> & { trace: number[]; trace_std_error: number[] };
 "#;
 
 /// Examples per data set of a run (`SetSizes` in TypeScript).
@@ -194,10 +199,28 @@ impl Lab {
             let mut t = trainer
                 .try_borrow_mut()
                 .map_err(|_| JsValue::from(JsError::new("Lab.step() called again before the previous step finished")))?;
-            let events = t.run_chunk().await.map_err(|e| JsValue::from(to_js(e)))?;
+            let events = t.run_chunk_with_curvature().await.map_err(|e| JsValue::from(to_js(e)))?;
             // Plain objects, not `Map`s: `eval`/`finished` flatten their metrics, which serde sees as a map.
             let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
             events.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+        })
+    }
+
+    /// The Hessian of every model's mean loss over the first `examples` training examples at the current
+    /// parameters (`SharpnessReport`): λ_max by Lanczos (`iterations` HVPs, default 20) and the trace ± its
+    /// standard error by Hutchinson (at most `iterations` samples), per model, with `2(1+μ)/η`.
+    /// Rejects while a `step()` is running.
+    #[wasm_bindgen(unchecked_return_type = "Promise<SharpnessReport>")]
+    pub fn sharpness(&self, examples: usize, iterations: Option<usize>) -> js_sys::Promise {
+        let trainer = Rc::clone(&self.trainer);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut t = trainer
+                .try_borrow_mut()
+                .map_err(|_| JsValue::from(JsError::new("Lab.sharpness() called while a step is running")))?;
+            let sh = crate::train::SharpnessSchedule { every: 1, examples, iterations: iterations.unwrap_or(20), trace: true };
+            let event = t.measure_curvature(&sh).await.map_err(|e| JsValue::from(to_js(e)))?;
+            let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+            event.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
         })
     }
 }

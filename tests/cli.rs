@@ -93,5 +93,8 @@ fn hessian_prints_lambda_max_and_trace_of_each_trained_model_as_json() {
         // 2→6→2 tanh has 32 parameters: λ_max ≤ trace + 32·(most negative eigenvalue) is not guaranteed,
         // but λ_max is at least the mean eigenvalue trace/32.
         assert!(lmax >= trace / 32.0 - 3.0 * se / 32.0, "{m}");
+        let e = &m["epsilon_sharpness"];
+        assert!(e["sharpness"].as_f64().unwrap() >= 0.0 && e["max_loss"].as_f64().unwrap() >= e["loss"].as_f64().unwrap(), "{m}");
     }
+    assert_eq!(v["epsilon_sharpness"]["epsilon"], 1e-3);
 }

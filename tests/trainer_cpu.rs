@@ -94,3 +94,50 @@ fn a_model_with_a_huge_learning_rate_is_flagged_and_its_batch_mates_train_as_if_
         assert_eq!(&p3[m * p..(m + 1) * p], &pa[..], "model {m} is untouched by its diverging neighbour");
     }
 }
+
+#[test]
+fn a_sharpness_schedule_records_lambda_max_every_m_steps_matching_a_direct_lanczos_call() {
+    use sgd_lab::analysis::eigen::{lanczos, LanczosOptions};
+    use sgd_lab::analysis::{BackendOperator, Subset};
+    let mut v: serde_json::Value = serde_json::to_value(config(r#"[{"lr": 0.1, "seed": 1}, {"lr": 0.05, "momentum": 0.5, "seed": 2}]"#, 90, "shuffle")).unwrap();
+    v["sharpness"] = serde_json::json!({"every": 30, "examples": 100, "iterations": 10, "trace": true});
+    let cfg = TrainConfig::from_json(&v.to_string()).unwrap();
+    let backend = CpuBackend::<f64>::new(&cfg.model.layout(), cfg.models.len(), cfg.batch_size).unwrap();
+    let mut t = Trainer::new(cfg, backend).unwrap();
+    let mut events = Vec::new();
+    while !t.is_done() {
+        events.extend(pollster::block_on(t.run_chunk_with_curvature()).unwrap());
+    }
+    let sharp: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Sharpness { .. })).collect();
+    assert_eq!(sharp.len(), 3, "{events:?}");
+    assert!(matches!(events[events.len() - 2], Event::Sharpness { step: 90, .. }), "Sharpness comes before Finished");
+    let Event::Sharpness { step, examples, lambda_max, trace, trace_std_error, stability_threshold } = sharp[2] else { unreachable!() };
+    assert_eq!((*step, *examples), (90, 100));
+    assert_eq!(trace.as_ref().unwrap().len(), 2);
+    assert!(trace_std_error.as_ref().unwrap().iter().all(|s| *s >= 0.0));
+    assert!((stability_threshold[0] - 20.0).abs() < 1e-5 && (stability_threshold[1] - 60.0).abs() < 1e-4, "{stability_threshold:?}");
+    for (i, e) in sharp.iter().enumerate() {
+        let Event::Sharpness { step, .. } = e else { unreachable!() };
+        assert_eq!(*step, 30 * (i + 1));
+    }
+    // The same Lanczos (seed = step) on the final parameters, called directly.
+    let data = t.data().clone();
+    let b = t.backend_mut();
+    let h = b.upload_dataset(&data).unwrap();
+    let mut op = BackendOperator::new(b, Subset::first(h, data.n, 100));
+    let direct = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: 1, iterations: 10, seed: 90 })).unwrap();
+    for m in 0..2 {
+        assert!(lambda_max[m] > 0.0);
+        assert!((lambda_max[m] - direct[m].eigenvalues[0]).abs() <= 1e-12 * lambda_max[m], "{} vs {}", lambda_max[m], direct[m].eigenvalues[0]);
+    }
+}
+
+#[test]
+fn without_a_schedule_run_chunk_with_curvature_is_run_chunk() {
+    let cfg = config(r#"[{"lr": 0.1, "seed": 1}]"#, 50, "shuffle");
+    let mk = || CpuBackend::<f32>::new(&cfg.model.layout(), 1, cfg.batch_size).unwrap();
+    let (mut a, mut b) = (Trainer::new(cfg.clone(), mk()).unwrap(), Trainer::new(cfg.clone(), mk()).unwrap());
+    while !a.is_done() {
+        assert_eq!(pollster::block_on(a.run_chunk()).unwrap(), pollster::block_on(b.run_chunk_with_curvature()).unwrap());
+    }
+}

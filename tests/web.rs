@@ -253,3 +253,37 @@ async fn bad_files_and_mismatched_configs_are_refused_naming_the_file_or_field()
     let m = get(&JsValue::from(err), "message").as_string().unwrap();
     assert!(m.contains("`dataset`") && m.contains("Lab.createWithData"), "{m}");
 }
+
+/// A 2→8→2 tanh net recording its Hessian every 10 steps; then `Lab.sharpness` at the end, on the CPU and
+/// (where WebGPU gives an adapter) the GPU.
+#[wasm_bindgen_test]
+async fn sharpness_events_during_training_and_lab_sharpness_report_lambda_max_and_trace_per_model() {
+    let cfg = r#"{"model":{"input":2,"hidden":[8],"classes":2,"activation":"tanh","init":"xavier"},
+        "data":{"kind":"two_spirals","n":64,"noise":0.1,"seed":1},"batch_size":16,"steps":20,"chunk_steps":25,
+        "models":[{"lr":0.1,"momentum":0.9,"seed":1},{"lr":0.05,"seed":2}],
+        "sharpness":{"every":10,"examples":50,"iterations":5}}"#;
+    for prefer_gpu in [false, true] {
+        let lab = Lab::create(cfg.into(), prefer_gpu).await.expect("valid config");
+        let mut seen = Vec::new();
+        while !lab.done() {
+            let events = JsFuture::from(lab.step()).await.expect("step resolves");
+            for ev in js_sys::Array::from(&events).iter() {
+                if get(&ev, "type").as_string().unwrap() == "sharpness" {
+                    seen.push(get(&ev, "step").as_f64().unwrap());
+                    assert_eq!(js_sys::Array::from(&get(&ev, "lambda_max")).length(), 2);
+                    assert!(get(&ev, "trace").is_undefined());
+                }
+            }
+        }
+        assert_eq!(seen, vec![10.0, 20.0], "backend {}", lab.backend());
+        let h = JsFuture::from(lab.sharpness(50, Some(8))).await.expect("sharpness resolves");
+        let nums = |key: &str| -> Vec<f64> { js_sys::Array::from(&get(&h, key)).iter().map(|v| v.as_f64().unwrap()).collect() };
+        let (lmax, tr, se, edge) = (nums("lambda_max"), nums("trace"), nums("trace_std_error"), nums("stability_threshold"));
+        assert_eq!((lmax.len(), tr.len(), se.len()), (2, 2, 2));
+        for m in 0..2 {
+            assert!(lmax[m].is_finite() && lmax[m] > 0.0 && tr[m].is_finite() && se[m] >= 0.0, "{lmax:?} {tr:?} {se:?}");
+        }
+        assert!((edge[0] - 38.0).abs() < 1e-3 && (edge[1] - 40.0).abs() < 1e-3, "{edge:?}");
+        assert_eq!(get(&h, "examples").as_f64(), Some(50.0));
+    }
+}

@@ -1,7 +1,8 @@
 //! Analyses built on batches of models.
 //!
 //! Curvature of the loss at a point: exact Hessian-vector products ([`hvp`]), the top eigenvalues by
-//! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`trace`]).
+//! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`trace`]); Keskar's
+//! ε-sharpness by projected gradient ascent in a box ([`sharpness`]); the gradient-noise scale B_simple ([`noise`]).
 //! Design notes: `docs/hessian.md`.
 //!
 //! Loss landscapes ([`landscape`]): interpolations between two parameter sets and 1-D / 2-D slices along
@@ -16,10 +17,12 @@
 pub mod eigen;
 pub mod hvp;
 pub mod landscape;
+pub mod noise;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;
+pub mod sharpness;
 pub mod trace;
 
 pub use hvp::Curvature;

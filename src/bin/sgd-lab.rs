@@ -6,7 +6,8 @@
 //!
 //! `sgd-lab hessian --params P.safetensors --config C.json [--backend cpu|gpu|auto] [--examples 5000]` prints
 //! JSON: per model λ_max (Lanczos, 20 steps) and the Hessian trace ± standard error (Hutchinson), of the
-//! mean loss over the first `--examples` training examples (see docs/hessian.md).
+//! mean loss over the first `--examples` training examples, and Keskar's ε-sharpness (`--epsilon 1e-3`,
+//! `--ascent-steps 10`, 0 skips it), with wall-clock seconds of each part (see docs/hessian.md).
 
 // The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
 #![cfg_attr(target_arch = "wasm32", no_main)]
@@ -72,6 +73,15 @@ enum Command {
         /// Lanczos iterations (one HVP each).
         #[arg(long, default_value_t = 20)]
         lanczos_iterations: usize,
+        /// Most Hutchinson samples for the trace (0: skip the trace).
+        #[arg(long, default_value_t = 100)]
+        trace_samples: usize,
+        /// Keskar's ε-sharpness box size: |y_i| ≤ ε(|θ_i| + 1).
+        #[arg(long, default_value_t = sgd_lab::analysis::sharpness::DEFAULT_EPSILON)]
+        epsilon: f64,
+        /// Projected sign-gradient ascent steps of the ε-sharpness (0: skip it).
+        #[arg(long, default_value_t = sgd_lab::analysis::sharpness::DEFAULT_ASCENT_STEPS)]
+        ascent_steps: usize,
         /// Where `scripts/fetch-data` put the real data sets.
         #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
         data_dir: PathBuf,
@@ -97,8 +107,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train { config, backend, out, data_dir, quiet } => train(&config, backend, &out, &data_dir, quiet),
-        Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, data_dir } => {
-            hessian(&params, &config, backend, examples, top_k, lanczos_iterations, &data_dir)
+        Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, trace_samples, epsilon, ascent_steps, data_dir } => {
+            let sharp = sgd_lab::analysis::sharpness::SharpnessOptions { epsilon, steps: ascent_steps };
+            hessian(&params, &config, backend, examples, (top_k, lanczos_iterations, trace_samples), sharp, &data_dir)
         }
         Command::Landscape { command } => landscape(command),
     };
@@ -116,7 +127,7 @@ fn choice(backend: BackendArg) -> BackendChoice {
     }
 }
 
-fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usize, top_k: usize, iterations: usize, data_dir: &Path) -> Result<(), LabError> {
+fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usize, (top_k, iterations, trace_samples): (usize, usize, usize), sharp: sgd_lab::analysis::sharpness::SharpnessOptions, data_dir: &Path) -> Result<(), LabError> {
     use sgd_lab::analysis::eigen::{lanczos, LanczosOptions};
     use sgd_lab::analysis::trace::{hutchinson, HutchinsonOptions};
     use sgd_lab::analysis::{BackendOperator, Subset};
@@ -141,9 +152,15 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
     engine.write_params(&values)?;
     let subset = Subset::first(handle, data.n, examples);
     let describe = engine.describe();
+    let timer = std::time::Instant::now();
     let mut op = BackendOperator::new(&mut engine, subset);
     let eig = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: top_k.max(1), iterations, seed: 0 }))?;
-    let tr = pollster::block_on(hutchinson(&mut op, &HutchinsonOptions::default()))?;
+    let lanczos_s = timer.elapsed().as_secs_f64();
+    let tr = if trace_samples > 0 { pollster::block_on(hutchinson(&mut op, &HutchinsonOptions { max_samples: trace_samples, ..Default::default() }))? } else { Vec::new() };
+    let hvps = op.products;
+    let hutchinson_s = timer.elapsed().as_secs_f64() - lanczos_s;
+    let eps = if sharp.steps > 0 { Some(pollster::block_on(sgd_lab::analysis::sharpness::epsilon_sharpness(&mut engine, subset, &sharp))?.models) } else { None };
+    let sharpness_s = timer.elapsed().as_secs_f64() - lanczos_s - hutchinson_s;
     let models: Vec<serde_json::Value> = (0..k)
         .map(|m| {
             serde_json::json!({
@@ -151,13 +168,16 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
                 "eigenvalues": eig[m].eigenvalues,
                 "eigenvalue_residuals": eig[m].residuals,
                 "lanczos_iterations": eig[m].iterations,
-                "trace": tr[m].trace,
-                "trace_std_error": tr[m].std_error,
-                "trace_samples": tr[m].samples,
+                "trace": tr.get(m).map(|t| t.trace),
+                "trace_std_error": tr.get(m).map(|t| t.std_error),
+                "trace_samples": tr.get(m).map(|t| t.samples),
+                "epsilon_sharpness": eps.as_ref().map(|e| &e[m]),
             })
         })
         .collect();
-    let out = serde_json::json!({ "backend": describe, "dataset": data.name, "examples": subset.count, "hvps": op.products, "models": models });
+    let seconds = serde_json::json!({ "lanczos": lanczos_s, "hutchinson": hutchinson_s, "epsilon_sharpness": sharpness_s });
+    let sharp_opts = serde_json::json!({ "epsilon": sharp.epsilon, "ascent_steps": sharp.steps });
+    let out = serde_json::json!({ "backend": describe, "dataset": data.name, "examples": subset.count, "hvps": hvps, "epsilon_sharpness": sharp_opts, "seconds": seconds, "models": models });
     println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     Ok(())
 }
@@ -190,7 +210,7 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     let say = |line: String| if bar.is_hidden() { if !quiet { eprintln!("{line}") } } else { bar.println(line) };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  {msg}  eta {eta}").expect("template"));
     while !trainer.is_done() {
-        for event in pollster::block_on(trainer.run_chunk())? {
+        for event in pollster::block_on(trainer.run_chunk_with_curvature())? {
             let line = serde_json::to_string(&event).expect("events serialise");
             writeln!(metrics, "{line}").map_err(|e| LabError::Io(format!("cannot write {}: {e}", metrics_path.display())))?;
             match &event {
@@ -202,6 +222,10 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
                     bar.set_message(format!("loss {}", mean.join(" ")));
                 }
                 Event::Diverged { model, step } => say(format!("model {model} diverged at step {step}")),
+                Event::Sharpness { step, lambda_max, stability_threshold, .. } => {
+                    let s: Vec<String> = lambda_max.iter().zip(stability_threshold).map(|(l, t)| format!("{l:.3} (2(1+μ)/η = {t:.1})")).collect();
+                    say(format!("step {step}: λ_max {}", s.join("  ")));
+                }
                 Event::Eval { step, metrics } | Event::Finished { steps: step, metrics } => {
                     let show = |name: &str, set: &Option<Vec<sgd_lab::backend::EvalMetrics>>| {
                         if let Some(set) = set {

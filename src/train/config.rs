@@ -73,6 +73,35 @@ pub struct TrainConfig {
     /// Mini-batch loss above which a model is declared diverged.
     #[serde(default = "default_threshold")]
     pub divergence_threshold: f32,
+    /// Record λ_max (and optionally the trace) of every model's Hessian every `every` steps (absent: never).
+    /// Needs a backend with Hessian-vector products (`Trainer::run_chunk_with_curvature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<SharpnessSchedule>,
+}
+
+/// When and how the trainer measures the Hessian during training (`Event::Sharpness`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharpnessSchedule {
+    /// Measure after every `every` steps (at steps every, 2·every, …).
+    pub every: usize,
+    /// The Hessian of the mean loss over the first `examples` training examples (all if fewer).
+    #[serde(default = "default_sharpness_examples")]
+    pub examples: usize,
+    /// Lanczos iterations (HVPs) for λ_max.
+    #[serde(default = "default_sharpness_iterations")]
+    pub iterations: usize,
+    /// Also estimate the trace (Hutchinson, at most `iterations` samples).
+    #[serde(default)]
+    pub trace: bool,
+}
+
+fn default_sharpness_examples() -> usize {
+    1000
+}
+
+fn default_sharpness_iterations() -> usize {
+    20
 }
 
 fn default_chunk() -> usize {
@@ -161,6 +190,11 @@ impl TrainConfig {
         }
         if !(self.divergence_threshold > 0.0) {
             return Err(LabError::config("divergence_threshold", format!("must be > 0, got {}", self.divergence_threshold)));
+        }
+        if let Some(sh) = &self.sharpness {
+            range("sharpness.every", sh.every, 1, MAX_STEPS)?;
+            range("sharpness.examples", sh.examples, 1, usize::MAX)?;
+            range("sharpness.iterations", sh.iterations, 1, 1000)?;
         }
         for (i, m) in self.models.iter().enumerate() {
             if !m.lr.is_finite() || m.lr <= 0.0 {
@@ -251,6 +285,10 @@ mod tests {
         assert!(error_for(|v| v["model"]["input"] = 3.into()).contains("`model`"));
         assert!(error_for(|v| v["dataset"] = serde_json::json!({"name": "mnist"})).contains("not both"));
         assert!(error_for(|v| { v.as_object_mut().unwrap().remove("data"); }).contains("`data`: missing"));
+        assert!(error_for(|v| v["sharpness"] = serde_json::json!({"every": 0})).contains("sharpness.every"));
+        assert!(error_for(|v| v["sharpness"] = serde_json::json!({"every": 5, "examples": 0})).contains("sharpness.examples"));
+        assert!(error_for(|v| v["sharpness"] = serde_json::json!({"every": 5, "iterations": 0})).contains("sharpness.iterations"));
+        assert!(error_for(|v| v["sharpness"] = serde_json::json!({"every": 5, "iters": 3})).contains("iters"));
     }
 
     #[test]

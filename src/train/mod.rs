@@ -11,7 +11,7 @@ pub mod trace;
 
 use serde::Serialize;
 
-pub use config::{ModelSettings, Sampling, TrainConfig};
+pub use config::{ModelSettings, Sampling, SharpnessSchedule, TrainConfig};
 pub use sampler::Sampler;
 
 use crate::backend::{Backend, DataHandle, EvalMetrics};
@@ -123,6 +123,25 @@ pub enum Event {
         model: usize,
         /// The step (0-based) whose loss tripped the check.
         step: usize,
+    },
+    /// The Hessian of every model's mean loss over the first `examples` training examples after `step` steps
+    /// (config `sharpness`, recorded by [`Trainer::run_chunk_with_curvature`]).
+    Sharpness {
+        /// Steps done.
+        step: usize,
+        /// Examples the loss is averaged over.
+        examples: usize,
+        /// Per model, the largest eigenvalue (Lanczos, `iterations` steps).
+        lambda_max: Vec<f64>,
+        /// Per model, the trace (Hutchinson), when asked for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trace: Option<Vec<f64>>,
+        /// Its standard error.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trace_std_error: Option<Vec<f64>>,
+        /// Per model, the edge-of-stability line `2(1 + μ)/η` (2/η without momentum): full-batch GD on a
+        /// quadratic diverges along directions whose curvature exceeds it (Cohen et al. 2021).
+        stability_threshold: Vec<f64>,
     },
     /// The run is over.
     Finished {
@@ -283,6 +302,9 @@ impl<B: Backend> Trainer<B> {
         if cfg.eval_every > 0 {
             steps = steps.min(cfg.eval_every - self.step % cfg.eval_every);
         }
+        if let Some(sh) = &cfg.sharpness {
+            steps = steps.min(sh.every - self.step % sh.every);
+        }
         self.indices.clear();
         for _ in 0..steps {
             self.sampler.next_step(&mut self.indices);
@@ -310,6 +332,11 @@ impl<B: Backend> Trainer<B> {
         Ok(events)
     }
 
+    /// True when the schedule asks for a sharpness measurement at the current step.
+    fn sharpness_due(&self) -> bool {
+        self.config.sharpness.as_ref().is_some_and(|sh| self.step > 0 && self.step % sh.every == 0)
+    }
+
     /// Evaluates every model on every data set of the run (one readback per set).
     pub async fn evaluate_all(&mut self) -> Result<Evaluation> {
         let h = &self.handles;
@@ -329,6 +356,53 @@ impl<B: Backend> Trainer<B> {
             train_corrupted: it.next().flatten(),
             validation: it.next().flatten(),
             test: it.next().flatten(),
+        })
+    }
+}
+
+impl<B: crate::analysis::Curvature> Trainer<B> {
+    /// [`Trainer::run_chunk`], plus an [`Event::Sharpness`] (before `Eval`/`Finished`) whenever the config's
+    /// `sharpness` schedule falls due. Without a schedule it is exactly `run_chunk`.
+    pub async fn run_chunk_with_curvature(&mut self) -> Result<Vec<Event>> {
+        let before = self.step;
+        let mut events = self.run_chunk().await?;
+        if self.step != before && self.sharpness_due() {
+            let event = self.measure_sharpness().await?;
+            let at = events.iter().position(|e| matches!(e, Event::Eval { .. } | Event::Finished { .. })).unwrap_or(events.len());
+            events.insert(at, event);
+        }
+        Ok(events)
+    }
+
+    /// λ_max (and the trace, if the schedule asks) of every model at the current parameters, as an event.
+    pub async fn measure_sharpness(&mut self) -> Result<Event> {
+        let sh = self.config.sharpness.clone().ok_or_else(|| LabError::config("sharpness", "no sharpness schedule in the config"))?;
+        self.measure_curvature(&sh).await
+    }
+
+    /// [`Event::Sharpness`] at the current parameters as `sh` says (its `every` is not used).
+    pub async fn measure_curvature(&mut self, sh: &SharpnessSchedule) -> Result<Event> {
+        use crate::analysis::eigen::{lanczos, LanczosOptions};
+        use crate::analysis::trace::{hutchinson, HutchinsonOptions};
+        use crate::analysis::{BackendOperator, Subset};
+        if sh.examples == 0 || sh.iterations == 0 {
+            return Err(LabError::config("sharpness", "examples and iterations must be at least 1"));
+        }
+        let subset = Subset::first(self.handles.train, self.data.train.n, sh.examples);
+        let mut op = BackendOperator::new(&mut self.backend, subset);
+        let eig = lanczos(&mut op, &LanczosOptions { top_k: 1, iterations: sh.iterations, seed: self.step as u64 }).await?;
+        let tr = if sh.trace {
+            Some(hutchinson(&mut op, &HutchinsonOptions { max_samples: sh.iterations.max(2), seed: self.step as u64, ..Default::default() }).await?)
+        } else {
+            None
+        };
+        Ok(Event::Sharpness {
+            step: self.step,
+            examples: subset.count,
+            lambda_max: eig.iter().map(|r| r.eigenvalues.first().copied().unwrap_or(f64::NAN)).collect(),
+            trace: tr.as_ref().map(|t| t.iter().map(|e| e.trace).collect()),
+            trace_std_error: tr.as_ref().map(|t| t.iter().map(|e| e.std_error).collect()),
+            stability_threshold: self.config.models.iter().map(|m| 2.0 * (1.0 + f64::from(m.momentum)) / f64::from(m.lr)).collect(),
         })
     }
 }
