@@ -121,7 +121,8 @@ const STATE = 'body[data-state="done"], body[data-state="error"], body[data-stat
 /** Stops the demo the page starts on load (if still running), then trains Fashion-MNIST with small settings. */
 async function trainFashion(page, { steps }) {
   await page.waitForSelector('body[data-state="training"], body[data-state="done"], body[data-state="error"]', { timeout: 60_000 });
-  if (await page.isEnabled("#stop")) await page.click("#stop");
+  // The demo may end (and disable Stop) between the check and the click: then there is nothing to stop.
+  if (await page.isEnabled("#stop")) await page.click("#stop", { timeout: 5_000 }).catch(() => {});
   await page.waitForSelector(STATE, { timeout: TRAINING_TIMEOUT_MS });
   await page.selectOption("#dataset-picker", "fashion-mnist");
   await page.fill("#train_size", "500");
