@@ -14,6 +14,8 @@
 //!   await new Promise(requestAnimationFrame); // let the page breathe between chunks
 //! }
 //! const h = await lab.sharpness(1000);   // h.lambda_max[m], h.trace[m] ± h.trace_std_error[m]
+//! // after (or during) the run: loss and accuracy on the training set along (1−α)·θ₀ + α·θ, α ∈ [−0.5, 1.5]
+//! const { alpha, loss, accuracy } = await lab.interpolateFromInit(25 /* points */, 0 /* model */);
 //! ```
 
 use std::cell::RefCell;
@@ -23,6 +25,7 @@ use wasm_bindgen::prelude::*;
 
 use serde::Serialize;
 
+use crate::analysis::landscape::{interpolate, linspace, EvalSet};
 use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
 use crate::backend::Backend;
 use crate::data::prepare::prepare;
@@ -57,6 +60,20 @@ export type LabEvent =
 /** What `Lab.sharpness()` resolves to: the Hessian of each model's mean loss at its current parameters. */
 export type SharpnessReport = Extract<LabEvent, { type: "sharpness" }> & { trace: number[]; trace_std_error: number[] };
 "#;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_LANDSCAPE: &str = r#"
+/** What `Lab.interpolateFromInit()` resolves to: one entry per α, on the whole training set. */
+export interface Interpolation { alpha: number[]; loss: number[]; accuracy: number[] }
+"#;
+
+/// `Interpolation` in TypeScript.
+#[derive(Serialize)]
+struct Interpolation {
+    alpha: Vec<f64>,
+    loss: Vec<f64>,
+    accuracy: Vec<f64>,
+}
 
 /// Examples per data set of a run (`SetSizes` in TypeScript).
 #[derive(Serialize)]
@@ -221,6 +238,46 @@ impl Lab {
             let event = t.measure_curvature(&sh).await.map_err(|e| JsValue::from(to_js(e)))?;
             let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
             event.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// Loss and accuracy of model `model` (default 0) on the whole training set along the line from its
+    /// initial parameters θ₀ to its current ones θ (the final ones once `done`): `(1−α)·θ₀ + α·θ` for
+    /// `points` values of α evenly spaced over [−0.5, 1.5] (α = 0 and 1 give θ₀ and θ exactly when they are
+    /// among them, e.g. for 25 points). The points are evaluated K at a time in the backend's model slots;
+    /// the trained parameters are put back afterwards, so training can go on. Resolves to an
+    /// `Interpolation`; rejects if `points < 2`, the model does not exist, or a `step()` is running.
+    #[wasm_bindgen(js_name = interpolateFromInit, unchecked_return_type = "Promise<Interpolation>")]
+    pub fn interpolate_from_init(&self, points: usize, model: Option<usize>) -> js_sys::Promise {
+        let trainer = Rc::clone(&self.trainer);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: LabError| JsValue::from(to_js(e));
+            let mut t = trainer
+                .try_borrow_mut()
+                .map_err(|_| JsValue::from(JsError::new("Lab.interpolateFromInit() called while a step() or another call is running")))?;
+            let m = model.unwrap_or(0);
+            let k = t.config().models.len();
+            if m >= k {
+                return Err(fail(LabError::config("model", format!("model {m} does not exist: the run has {k}"))));
+            }
+            if points < 2 {
+                return Err(fail(LabError::config("points", format!("need at least 2, got {points}"))));
+            }
+            let p = t.backend_mut().layout().params_per_model;
+            let theta0 = t.trace().initial_params[m * p..(m + 1) * p].to_vec();
+            let sets = [EvalSet { name: "train".into(), data: t.train_handle(), start: 0, count: t.data().n }];
+            let backend = t.backend_mut();
+            let current = backend.read_params().await.map_err(fail)?;
+            let alphas = linspace(-0.5, 1.5, points);
+            let result = interpolate(backend, &theta0, &current[m * p..(m + 1) * p], &alphas, &sets).await;
+            backend.write_params(&current).map_err(fail)?; // put the trained models back, even after an error
+            let l = result.map_err(fail)?;
+            let set = l.sets.into_iter().next().expect("one set");
+            let out = Interpolation { alpha: l.alphas, loss: set.loss, accuracy: set.accuracy };
+            out.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
         })
     }
 }

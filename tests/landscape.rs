@@ -224,3 +224,52 @@ fn a_slice_of_a_quadratic_bowl_matches_the_closed_form() {
     // the tile slot each point was evaluated in (accuracy = model index here) walks 0..K in order
     assert_eq!(&l.sets[0].accuracy[..9], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0, 1.0]);
 }
+
+/// A trajectory that lies exactly in the plane θ* + span(u, v) (u, v orthonormal, P = 40): PCA finds that
+/// plane, its directions are orthonormal, the projections rebuild every snapshot, and the explained
+/// variance of the two components sums to 1.
+#[test]
+fn pca_of_a_planar_trajectory_recovers_the_plane() {
+    let p = 40;
+    let centre: Vec<f64> = (0..p).map(|i| (i as f64 * 0.37).sin()).collect();
+    let mut u: Vec<f64> = (0..p).map(|i| (i as f64 * 1.3 + 0.2).cos()).collect();
+    let mut v: Vec<f64> = (0..p).map(|i| ((i * i) as f64 * 0.11).sin()).collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let nu = dot(&u, &u).sqrt();
+    u.iter_mut().for_each(|x| *x /= nu);
+    let c = dot(&v, &u);
+    v.iter_mut().zip(&u).for_each(|(x, y)| *x -= c * y);
+    let nv = dot(&v, &v).sqrt();
+    v.iter_mut().for_each(|x| *x /= nv);
+    // a decaying spiral towards θ*, ending at θ* itself
+    let n = 12;
+    let snaps: Vec<Vec<f64>> = (0..=n)
+        .map(|i| {
+            let r = 3.0 * (1.0 - i as f64 / n as f64);
+            let (a, b) = (r * (i as f64 * 0.7).cos(), 0.4 * r * (i as f64 * 0.7).sin());
+            centre.iter().zip(&u).zip(&v).map(|((c, x), y)| c + a * x + b * y).collect()
+        })
+        .collect();
+    let pca = landscape::pca_directions(&snaps, &centre).unwrap();
+    let (d1, d2) = (&pca.d1, &pca.d2);
+    assert!((dot(d1, d1) - 1.0).abs() < 1e-12 && (dot(d2, d2) - 1.0).abs() < 1e-12, "unit directions");
+    assert!(dot(d1, d2).abs() < 1e-12, "orthogonal directions: {}", dot(d1, d2));
+    // the plane is span(u, v): each direction is a combination of u and v with unit coefficients
+    for d in [d1, d2] {
+        let (a, b) = (dot(d, &u), dot(d, &v));
+        assert!((a * a + b * b - 1.0).abs() < 1e-12, "direction leaves the plane: {a}, {b}");
+    }
+    assert!((pca.explained_variance[0] + pca.explained_variance[1] - 1.0).abs() < 1e-12, "{:?}", pca.explained_variance);
+    assert!(pca.explained_variance[0] >= pca.explained_variance[1]);
+    assert_eq!(pca.coords.len(), n + 1);
+    for (s, &(a, b)) in snaps.iter().zip(&pca.coords) {
+        for i in 0..p {
+            let rebuilt = centre[i] + a * d1[i] + b * d2[i];
+            assert!((rebuilt - s[i]).abs() < 1e-9, "snapshot rebuilt as {rebuilt}, was {}", s[i]);
+        }
+    }
+    assert_eq!(pca.coords[n], (0.0, 0.0), "θ* projects to the origin");
+    assert!(pca.coords[0].0 > 0.0, "signs are fixed by the first snapshot");
+    // a trajectory that never moves is refused, not NaN
+    assert!(landscape::pca_directions(&[centre.clone(), centre.clone()], &centre).is_err());
+}

@@ -287,3 +287,54 @@ async fn sharpness_events_during_training_and_lab_sharpness_report_lambda_max_an
         assert_eq!(get(&h, "examples").as_f64(), Some(50.0));
     }
 }
+
+/// A tiny spirals run (2→8→2, 64 points, 40 steps) on the CPU, deterministic.
+fn tiny_config() -> String {
+    r#"{"model":{"input":2,"hidden":[8],"classes":2,"activation":"tanh","init":"xavier"},
+        "data":{"kind":"two_spirals","n":64,"noise":0.1,"seed":1},
+        "batch_size":8,"steps":40,"models":[{"lr":0.3,"seed":1},{"lr":0.1,"seed":2}],
+        "eval_every":0,"chunk_steps":10}"#
+        .into()
+}
+
+/// `[alpha, loss, accuracy]` of an `Interpolation`.
+async fn interpolation(lab: &Lab, points: usize, model: Option<usize>) -> Result<[Vec<f64>; 3], String> {
+    let v = JsFuture::from(lab.interpolate_from_init(points, model)).await.map_err(|e| get(&e, "message").as_string().unwrap())?;
+    let col = |k: &str| js_sys::Array::from(&get(&v, k)).iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>();
+    Ok([col("alpha"), col("loss"), col("accuracy")])
+}
+
+#[wasm_bindgen_test]
+async fn interpolation_from_init_starts_at_the_initial_loss_and_ends_at_the_final_loss() {
+    let lab = Lab::create(tiny_config(), false).await.unwrap();
+    // before any step θ = θ₀: every point is the initial model
+    let [alpha, before, _] = interpolation(&lab, 25, Some(1)).await.unwrap();
+    assert_eq!(alpha.len(), 25);
+    assert_eq!((alpha[0], alpha[6], alpha[18], alpha[24]), (-0.5, 0.0, 1.0, 1.5));
+    let initial = before[6];
+    assert_eq!(before[18], initial);
+    let mut finished = None;
+    while !lab.done() {
+        for ev in js_sys::Array::from(&JsFuture::from(lab.step()).await.unwrap()).iter() {
+            if get(&ev, "type").as_string().unwrap() == "finished" {
+                let m1 = js_sys::Array::from(&get(&ev, "train")).get(1);
+                finished = Some(get(&m1, "loss").as_f64().unwrap());
+            }
+        }
+    }
+    let final_loss = finished.expect("a finished event");
+    let [_, loss, accuracy] = interpolation(&lab, 25, Some(1)).await.unwrap();
+    assert_eq!(loss[6], initial, "α = 0 is the initial model");
+    assert_eq!(loss[18], final_loss, "α = 1 is the final model");
+    assert!(final_loss < initial, "training lowered the loss: {initial} → {final_loss}");
+    assert!(accuracy.iter().all(|a| (0.0..=1.0).contains(a)));
+    // the interpolation before training put the parameters back: the same run without it ends identically
+    let plain = Lab::create(tiny_config(), false).await.unwrap();
+    let ev = events_to_end(&plain).await;
+    let last = ev.last().unwrap();
+    let m1 = js_sys::Array::from(&get(last, "train")).get(1);
+    assert_eq!(get(&m1, "loss").as_f64().unwrap(), final_loss);
+    // bad arguments are refused, not panicked on
+    assert!(interpolation(&lab, 1, None).await.unwrap_err().contains("points"));
+    assert!(interpolation(&lab, 25, Some(2)).await.unwrap_err().contains("model 2"));
+}

@@ -7,10 +7,12 @@
 // #backend[data-kind="gpu|cpu"], #loss-chart[data-points, data-loss-start, data-loss-end],
 // #data-status[data-source="network|cache|memory|mixed", data-received, data-total, data-magic],
 // #metrics[data-step] with rows tr[data-set="train|train_clean|train_corrupted|validation|test"]
-// [data-loss, data-accuracy].
+// [data-loss, data-accuracy], #landscape-chart[data-points, data-loss-at0, data-loss-at1] (the interpolation
+// from the initial to the final parameters, drawn once a run is done).
 // Add ?cpu to the URL to train on the CPU even when WebGPU is available.
 import init, { Lab, version } from "./pkg/sgd_lab.js";
 import { LossChart } from "./loss-chart.js";
+import { LandscapeChart } from "./landscape-chart.js";
 import { PRESETS, configFor, fieldsOf } from "./presets.js";
 import { REAL_SETS, loadRealData } from "./data-loader.js";
 
@@ -129,13 +131,15 @@ function summary(key, config, sizes) {
   return `${PRESETS[key].label}: ${parts.join(", ")} · ${arch} · ${hyper}`;
 }
 
-async function train(chart, preferGpu, run) {
+async function train(chart, preferGpu, run, landscape) {
   const { key, config } = readForm();
   $("error").hidden = true;
   $("metrics").hidden = true;
   $("status").textContent = "";
   $("run-summary").textContent = "";
   chart.clear();
+  landscape.clear();
+  $("landscape").hidden = true;
   let lab;
   if (PRESETS[key].real) {
     document.body.dataset.state = "fetching";
@@ -180,6 +184,10 @@ async function train(chart, preferGpu, run) {
     const tail = all.slice(-n).filter(Number.isFinite);
     Object.assign($("loss-chart").dataset, { lossStart: mean(head).toFixed(5), lossEnd: mean(tail).toFixed(5) });
     $("status").textContent += `${run.stopped ? " · stopped" : ""} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    if (!run.stopped) {
+      $("landscape").hidden = false;
+      landscape.show(await lab.interpolateFromInit(25));
+    }
     return run.stopped ? "stopped" : "done";
   } finally {
     lab.free(); // the engine's memory (a real data set's copies) goes back now, not at garbage collection
@@ -190,6 +198,7 @@ async function main() {
   await init();
   $("version").textContent = version();
   const chart = new LossChart($("loss-chart"));
+  const landscape = new LandscapeChart($("landscape-chart"));
   const preferGpu = !new URLSearchParams(location.search).has("cpu");
   const trainButton = $("train");
   const stopButton = $("stop");
@@ -202,7 +211,7 @@ async function main() {
     trainButton.disabled = true;
     stopButton.disabled = false;
     try {
-      document.body.dataset.state = await train(chart, preferGpu, run);
+      document.body.dataset.state = await train(chart, preferGpu, run, landscape);
     } catch (err) {
       showError(err);
     } finally {

@@ -8,6 +8,8 @@
 //! * [`interpolate`]: `θ(α) = (1−α)·θ₁ + α·θ₂` (coefficients `(1−α, α, 0)`, so α = 0, 1 are exact).
 //! * [`slice_1d`], [`slice_2d`]: `θ* + α·δ + β·η` (coefficients `(1, α, β)`) over a grid.
 //! * [`random_direction`]: a seeded Gaussian direction, filter-normalised per neuron (Li et al. 2018).
+//! * [`pca_directions`]: the top-2 principal components of a training trajectory around its end point
+//!   (Li et al. 2018, §7), with explained variance ratios and the trajectory's coordinates in that plane.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -74,6 +76,91 @@ pub fn random_direction(layout: &Layout, theta: &[f32], seed: u64, stream: u64, 
     let mut d: Vec<f32> = (0..layout.params_per_model).map(|_| StandardNormal.sample(&mut rng)).collect();
     filter_normalize(layout, theta, &mut d, bias);
     d
+}
+
+/// The plane of a training trajectory (Li et al. 2018, §7): see [`pca_directions`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PcaDirections {
+    /// First principal direction (unit Euclidean norm, P values).
+    pub d1: Vec<f64>,
+    /// Second principal direction (unit norm, orthogonal to `d1`; zero if the differences span one dimension).
+    pub d2: Vec<f64>,
+    /// Fraction of the total squared distance `Σᵢ ‖θᵢ − θ*‖²` along `d1` and `d2`.
+    pub explained_variance: [f64; 2],
+    /// Coordinates `(αᵢ, βᵢ) = (⟨θᵢ − θ*, d1⟩, ⟨θᵢ − θ*, d2⟩)` of every snapshot, in order.
+    pub coords: Vec<(f64, f64)>,
+}
+
+/// Top-2 principal components of the differences `θᵢ − θ*` of trajectory snapshots from the end point θ*.
+///
+/// The differences are **not** mean-centred: the plane passes through θ* (the centre of the slice), and a
+/// trajectory lying in a plane through θ* is reproduced exactly. With `D` the `n × P` matrix of differences,
+/// the small `n × n` Gram matrix `G = D·Dᵀ` is diagonalised (Jacobi, [`crate::analysis::eigen::symmetric_eigen`]);
+/// for its two largest eigenpairs `(λⱼ, uⱼ)` the directions are `dⱼ = Dᵀ·uⱼ / √λⱼ` (re-orthonormalised),
+/// the explained variance ratios `λⱼ / tr G`. Signs are fixed so that the first snapshot with a non-zero
+/// coordinate has a positive one. Snapshots equal to θ* (e.g. the final one) are allowed and project to (0, 0).
+pub fn pca_directions(snapshots: &[Vec<f64>], center: &[f64]) -> Result<PcaDirections> {
+    let p = center.len();
+    if snapshots.iter().any(|s| s.len() != p) {
+        return Err(LabError::Backend(format!("every snapshot must have the {p} parameters of the centre")));
+    }
+    let n = snapshots.len();
+    let diffs: Vec<Vec<f64>> = snapshots.iter().map(|s| s.iter().zip(center).map(|(a, b)| a - b).collect()).collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut gram = vec![0.0; n * n];
+    for i in 0..n {
+        for j in i..n {
+            let g = dot(&diffs[i], &diffs[j]);
+            gram[i * n + j] = g;
+            gram[j * n + i] = g;
+        }
+    }
+    let total: f64 = (0..n).map(|i| gram[i * n + i]).sum();
+    if total.is_nan() || total <= 0.0 || !total.is_finite() {
+        return Err(LabError::Backend("the trajectory never leaves its end point (or is not finite): no principal directions".into()));
+    }
+    let (vals, vecs) = super::eigen::symmetric_eigen(&gram, n);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
+    let mut dirs: Vec<Vec<f64>> = Vec::with_capacity(2);
+    let mut explained = [0.0; 2];
+    for (slot, &j) in order.iter().take(2).enumerate() {
+        let lambda = vals[j];
+        let mut d = vec![0.0; p];
+        if lambda > 1e-12 * total {
+            for (i, di) in diffs.iter().enumerate() {
+                let u = vecs[i * n + j];
+                d.iter_mut().zip(di).for_each(|(x, y)| *x += u * y);
+            }
+            // Gram–Schmidt against the earlier direction (twice), then normalise
+            for _ in 0..2 {
+                for e in &dirs {
+                    let c = dot(&d, e);
+                    d.iter_mut().zip(e).for_each(|(x, y)| *x -= c * y);
+                }
+            }
+            let nd = dot(&d, &d).sqrt();
+            if nd > 0.0 {
+                d.iter_mut().for_each(|x| *x /= nd);
+                explained[slot] = lambda.max(0.0) / total;
+            } else {
+                d.iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
+        dirs.push(d);
+    }
+    dirs.resize(2, vec![0.0; p]);
+    for d in dirs.iter_mut() {
+        if let Some(c) = diffs.iter().map(|di| dot(di, d)).find(|c| c.abs() > 1e-12 * total.sqrt()) {
+            if c < 0.0 {
+                d.iter_mut().for_each(|x| *x = -*x);
+            }
+        }
+    }
+    let coords = diffs.iter().map(|di| (dot(di, &dirs[0]), dot(di, &dirs[1]))).collect();
+    let d2 = dirs.pop().expect("two directions");
+    let d1 = dirs.pop().expect("two directions");
+    Ok(PcaDirections { d1, d2, explained_variance: explained, coords })
 }
 
 /// Model `m`'s parameters out of a flat `K × P` buffer.

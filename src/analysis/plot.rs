@@ -114,9 +114,32 @@ pub fn contour_segments(xs: &[f64], ys: &[f64], z: &[f64], level: f64) -> Vec<((
     out
 }
 
+/// Axis labels and an optional path drawn over a heatmap.
+#[derive(Clone, Debug)]
+pub struct HeatmapStyle {
+    /// x-axis label.
+    pub x_desc: String,
+    /// y-axis label.
+    pub y_desc: String,
+    /// A path (e.g. a training trajectory projected onto the plane), drawn as a line with dots; its first
+    /// point is marked with a circle.
+    pub path: Option<Vec<(f64, f64)>>,
+}
+
+impl Default for HeatmapStyle {
+    fn default() -> Self {
+        HeatmapStyle { x_desc: "α (direction δ)".into(), y_desc: "β (direction η)".into(), path: None }
+    }
+}
+
 /// Heatmap of set `set`'s loss over a 2-D slice, coloured by log₁₀ loss, with `levels` contour lines
 /// evenly spaced in log loss, a colour bar, and the centre θ* marked.
 pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Result<String> {
+    heatmap_svg_with(l, set, title, levels, &HeatmapStyle::default())
+}
+
+/// [`heatmap_svg`] with the axis labels and overlaid path of `style`.
+pub fn heatmap_svg_with(l: &Landscape, set: usize, title: &str, levels: usize, style: &HeatmapStyle) -> Result<String> {
     let betas = l.betas.as_ref().ok_or_else(|| LabError::Backend("a heatmap needs a 2-D landscape".into()))?;
     let s = l.sets.get(set).ok_or_else(|| LabError::Backend(format!("no data set {set} in the landscape")))?;
     let (xs, ys) = (&l.alphas, betas);
@@ -146,8 +169,8 @@ pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Res
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_desc("α (direction δ)")
-            .y_desc("β (direction η)")
+            .x_desc(style.x_desc.as_str())
+            .y_desc(style.y_desc.as_str())
             .x_label_formatter(&|v| format!("{:.1}", if v.abs() < 1e-9 { 0.0 } else { *v }))
             .y_label_formatter(&|v| format!("{:.1}", if v.abs() < 1e-9 { 0.0 } else { *v }))
             .draw()
@@ -165,6 +188,14 @@ pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Res
             let level = zmin + (zmax - zmin) * n as f64 / (levels + 1) as f64;
             let segs = contour_segments(xs, ys, &z, level);
             chart.draw_series(segs.into_iter().map(|(p, q)| PathElement::new(vec![p, q], WHITE.mix(0.8).stroke_width(1)))).map_err(plot_err)?;
+        }
+        if let Some(path) = &style.path {
+            let ink = RGBColor(255, 120, 0);
+            chart.draw_series(LineSeries::new(path.iter().copied(), ink.stroke_width(2))).map_err(plot_err)?;
+            chart.draw_series(path.iter().map(|&p| Circle::new(p, 3, ink.filled()))).map_err(plot_err)?;
+            if let Some(&first) = path.first() {
+                chart.draw_series([Circle::new(first, 7, ink.stroke_width(2))]).map_err(plot_err)?;
+            }
         }
         chart.draw_series([Cross::new((0.0, 0.0), 6, RED.stroke_width(2))]).map_err(plot_err)?;
         // colour bar in log10 loss, labelled with the loss itself

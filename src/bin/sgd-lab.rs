@@ -2,7 +2,8 @@
 //!
 //! `sgd-lab train --config run.json --backend cpu|gpu|auto --out DIR` trains the config's K models and
 //! writes into DIR (real data sets are read from `--data-dir`, default `www/data`, filled by `scripts/fetch-data`): `config.json` (the validated config), `metrics.jsonl` (one event per line),
-//! `params_initial.safetensors`, `params_final.safetensors` and `batches.safetensors` (the trace).
+//! `params_initial.safetensors`, `params_final.safetensors` and `batches.safetensors` (the trace); with
+//! `--snapshot-every N` also `trajectory.safetensors` (parameters at step 0, every N steps and at the end).
 //!
 //! `sgd-lab hessian --params P.safetensors --config C.json [--backend cpu|gpu|auto] [--examples 5000]` prints
 //! JSON: per model λ_max (Lanczos, 20 steps) and the Hessian trace ± standard error (Hutchinson), of the
@@ -22,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use sgd_lab::backend::any::{make_backend, BackendChoice};
 use sgd_lab::backend::Backend;
-use sgd_lab::train::trace::{batches_to_safetensors, params_to_safetensors};
+use sgd_lab::train::trace::{batches_to_safetensors, params_to_safetensors, trajectory_to_safetensors, Trajectory};
 use sgd_lab::train::{Event, TrainConfig, Trainer};
 use sgd_lab::LabError;
 
@@ -52,6 +53,9 @@ enum Command {
         /// Print no progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Also write `trajectory.safetensors`: the K models' parameters at step 0, every N steps and at the end.
+        #[arg(long)]
+        snapshot_every: Option<usize>,
     },
     /// Hessian sharpness of trained models: λ_max by Lanczos and the trace by Hutchinson, as JSON on stdout.
     Hessian {
@@ -106,7 +110,7 @@ enum BackendArg {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { config, backend, out, data_dir, quiet } => train(&config, backend, &out, &data_dir, quiet),
+        Command::Train { config, backend, out, data_dir, quiet, snapshot_every } => train(&config, backend, &out, &data_dir, quiet, snapshot_every),
         Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, trace_samples, epsilon, ascent_steps, data_dir } => {
             let sharp = sgd_lab::analysis::sharpness::SharpnessOptions { epsilon, steps: ascent_steps };
             hessian(&params, &config, backend, examples, (top_k, lanczos_iterations, trace_samples), sharp, &data_dir)
@@ -182,7 +186,10 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
     Ok(())
 }
 
-fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, quiet: bool) -> Result<(), LabError> {
+fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, quiet: bool, snapshot_every: Option<usize>) -> Result<(), LabError> {
+    if snapshot_every == Some(0) {
+        return Err(LabError::config("snapshot-every", "must be at least 1"));
+    }
     let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
     let config = TrainConfig::from_json(&text)?;
     let data = config.load_data(data_dir)?;
@@ -202,6 +209,10 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
 
     let mut trainer = Trainer::with_data(config, engine, data)?;
     write("params_initial.safetensors", &params_to_safetensors(&layout, &trainer.trace().initial_params, Some(&config_json))?)?;
+    let mut trajectory = snapshot_every.map(|n| {
+        trainer.set_snapshot_every(n);
+        Trajectory { layout: layout.clone(), models: k, steps: vec![0], params: trainer.trace().initial_params.clone() }
+    });
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics = fs::File::create(&metrics_path).map_err(|e| LabError::Io(format!("cannot create {}: {e}", metrics_path.display())))?;
 
@@ -210,7 +221,15 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     let say = |line: String| if bar.is_hidden() { if !quiet { eprintln!("{line}") } } else { bar.println(line) };
     bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps  {msg}  eta {eta}").expect("template"));
     while !trainer.is_done() {
-        for event in pollster::block_on(trainer.run_chunk_with_curvature())? {
+        let events = pollster::block_on(trainer.run_chunk_with_curvature())?;
+        if let (Some(t), Some(n)) = (trajectory.as_mut(), snapshot_every) {
+            let done = trainer.steps_done();
+            if (done % n == 0 || trainer.is_done()) && t.steps.last() != Some(&(done as u64)) {
+                t.params.extend(pollster::block_on(trainer.backend_mut().read_params())?);
+                t.steps.push(done as u64);
+            }
+        }
+        for event in events {
             let line = serde_json::to_string(&event).expect("events serialise");
             writeln!(metrics, "{line}").map_err(|e| LabError::Io(format!("cannot write {}: {e}", metrics_path.display())))?;
             match &event {
@@ -244,6 +263,9 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     let final_params = pollster::block_on(trainer.backend_mut().read_params())?;
     write("params_final.safetensors", &params_to_safetensors(&layout, &final_params, Some(&config_json))?)?;
     write("batches.safetensors", &batches_to_safetensors(&trainer.trace().batches, k, batch)?)?;
+    if let Some(t) = &trajectory {
+        write("trajectory.safetensors", &trajectory_to_safetensors(t, Some(&config_json))?)?;
+    }
     eprintln!("sgd-lab: wrote {}", out.display());
     Ok(())
 }
@@ -278,11 +300,19 @@ enum LandscapeCommand {
         #[command(flatten)]
         common: LandscapeCommon,
     },
-    /// Loss around one model along seeded filter-normalised random directions (2-D heatmap or 1-D curve).
+    /// Loss around one model along seeded filter-normalised random directions or the PCA directions of
+    /// its training trajectory (2-D heatmap or 1-D curve).
     Slice {
-        /// Parameter file (safetensors written by `sgd-lab train`).
+        /// Parameter file (safetensors written by `sgd-lab train`); with `--directions pca` it defaults to
+        /// the trajectory's last snapshot.
+        #[arg(long, required_unless_present = "trajectory")]
+        params: Option<PathBuf>,
+        /// `random` (filter-normalised Gaussian) or `pca` (top-2 principal components of `--trajectory`).
+        #[arg(long, value_enum, default_value_t = DirectionsArg::Random)]
+        directions: DirectionsArg,
+        /// `trajectory.safetensors` of `sgd-lab train --snapshot-every N` (for `--directions pca`).
         #[arg(long)]
-        params: PathBuf,
+        trajectory: Option<PathBuf>,
         /// Which model of the file.
         #[arg(long, default_value_t = 0)]
         model: usize,
@@ -292,12 +322,12 @@ enum LandscapeCommand {
         /// Points per axis.
         #[arg(long, default_value_t = 51)]
         grid: usize,
-        /// Smallest α and β.
-        #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
-        from: f64,
-        /// Largest α and β.
-        #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-        to: f64,
+        /// Smallest α and β (default −1; with PCA the axes fit the trajectory unless --from/--to are given).
+        #[arg(long, allow_hyphen_values = true, requires = "to")]
+        from: Option<f64>,
+        /// Largest α and β (default 1).
+        #[arg(long, allow_hyphen_values = true, requires = "from")]
+        to: Option<f64>,
         /// Seed of the directions.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -307,6 +337,14 @@ enum LandscapeCommand {
         #[command(flatten)]
         common: LandscapeCommon,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum DirectionsArg {
+    /// Seeded Gaussian directions, filter-normalised (Li et al. 2018).
+    Random,
+    /// The top-2 principal components of a training trajectory (Li et al. 2018, §7).
+    Pca,
 }
 
 #[derive(clap::Args)]
@@ -354,17 +392,24 @@ impl LandscapeCommon {
 
 fn landscape(command: LandscapeCommand) -> Result<(), LabError> {
     use sgd_lab::analysis::landscape::BiasMode;
-    use sgd_lab::analysis::run::{run_interpolate, run_slice, InterpolateArgs, SliceArgs};
+    use sgd_lab::analysis::run::{run_interpolate, run_slice, Directions, InterpolateArgs, SliceArgs};
     let out = match command {
         LandscapeCommand::Interpolate { a, model_a, b, model_b, points, from, to, common } => {
             let c = common.into_common(&["train", "validation", "test"], None);
             run_interpolate(&c, &InterpolateArgs { a: (a, model_a), b: (b, model_b), points, range: (from, to) })?;
             c.out
         }
-        LandscapeCommand::Slice { params, model, dims, grid, from, to, seed, normalize_biases, common } => {
+        LandscapeCommand::Slice { params, directions, trajectory, model, dims, grid, from, to, seed, normalize_biases, common } => {
             let c = common.into_common(&["train"], Some(2000));
             let bias = if normalize_biases { BiasMode::Normalized } else { BiasMode::Zero };
-            run_slice(&c, &SliceArgs { params: (params, model), dims, grid, range: (from, to), seed, bias })?;
+            let directions = match (directions, trajectory) {
+                (DirectionsArg::Pca, Some(trajectory)) => Directions::Pca { trajectory },
+                (DirectionsArg::Pca, None) => return Err(LabError::config("trajectory", "--directions pca needs --trajectory T.safetensors (from `sgd-lab train --snapshot-every N`)")),
+                (DirectionsArg::Random, Some(_)) => return Err(LabError::config("trajectory", "only used with --directions pca")),
+                (DirectionsArg::Random, None) => Directions::Random,
+            };
+            let range = from.zip(to);
+            run_slice(&c, &SliceArgs { params: (params, model), directions, dims, grid, range, seed, bias })?;
             c.out
         }
     };

@@ -184,6 +184,7 @@ pub struct Trainer<B: Backend> {
     diverged_reported: Vec<bool>,
     indices: Vec<u32>,
     trace: TrainTrace,
+    snapshot_every: usize,
 }
 
 impl<B: Backend> Trainer<B> {
@@ -240,6 +241,7 @@ impl<B: Backend> Trainer<B> {
             started: false,
             finished: false,
             indices: Vec::new(),
+            snapshot_every: 0,
         })
     }
 
@@ -278,6 +280,17 @@ impl<B: Backend> Trainer<B> {
         &self.trace
     }
 
+    /// Makes every chunk end on a multiple of `n` steps (0: no constraint), so that the caller can
+    /// snapshot the parameters every `n` steps (`sgd-lab train --snapshot-every`).
+    pub fn set_snapshot_every(&mut self, n: usize) {
+        self.snapshot_every = n;
+    }
+
+    /// The backend's handle of the training set (e.g. to evaluate a landscape on it).
+    pub fn train_handle(&self) -> DataHandle {
+        self.handles.train
+    }
+
     /// Runs up to `chunk_steps` steps (fewer to land on an evaluation or the end) and returns what happened.
     pub async fn run_chunk(&mut self) -> Result<Vec<Event>> {
         let mut events = Vec::new();
@@ -304,6 +317,9 @@ impl<B: Backend> Trainer<B> {
         }
         if let Some(sh) = &cfg.sharpness {
             steps = steps.min(sh.every - self.step % sh.every);
+        }
+        if self.snapshot_every > 0 {
+            steps = steps.min(self.snapshot_every - self.step % self.snapshot_every);
         }
         self.indices.clear();
         for _ in 0..steps {

@@ -5,6 +5,9 @@
 //! `layers.{l}.weight` with shape `[K, out, in]` and `layers.{l}.bias` with shape `[K, out]` (f32),
 //! plus metadata `layout` (JSON of [`Layout`]) and, when known, `config` (the run's JSON).
 //! The batch file holds `indices`, u32 of shape `[steps, K, B]`.
+//! A trajectory file (`sgd-lab train --snapshot-every N`) holds `params`, f32 of shape `[S, K, P]` (S
+//! snapshots of the K models, each in the flat layout of [`Layout`]: per layer W row-major `[out][in]`,
+//! then b), `steps`, i64 of shape `[S]` (steps done at each snapshot), and the `layout` metadata.
 
 use std::collections::HashMap;
 
@@ -112,6 +115,74 @@ pub fn batches_from_safetensors(bytes: &[u8]) -> Result<(Vec<u32>, [usize; 3])> 
     Ok((t.data().chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), shape))
 }
 
+/// Snapshots of K models' parameters during a run (see the module docs for the file format).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trajectory {
+    /// The models' layout.
+    pub layout: Layout,
+    /// Number of models K.
+    pub models: usize,
+    /// Steps done at each snapshot (increasing).
+    pub steps: Vec<u64>,
+    /// `S × K × P` values, snapshot after snapshot.
+    pub params: Vec<f32>,
+}
+
+impl Trajectory {
+    /// Model `m`'s parameters at every snapshot, in f64.
+    pub fn model(&self, m: usize) -> Result<Vec<Vec<f64>>> {
+        let p = self.layout.params_per_model;
+        if m >= self.models {
+            return Err(LabError::Io(format!("model {m} is not among the {} models of the trajectory", self.models)));
+        }
+        Ok(self.params.chunks_exact(self.models * p).map(|s| s[m * p..(m + 1) * p].iter().map(|&v| v as f64).collect()).collect())
+    }
+}
+
+/// Serialises a trajectory to safetensors bytes (`params` `[S, K, P]` f32, `steps` `[S]` i64).
+pub fn trajectory_to_safetensors(t: &Trajectory, config_json: Option<&str>) -> Result<Vec<u8>> {
+    let (p, k, s) = (t.layout.params_per_model, t.models, t.steps.len());
+    if p == 0 || t.params.len() != s * k * p {
+        return Err(LabError::Backend(format!("{} values is not {s} snapshots of {k} models of {p} parameters", t.params.len())));
+    }
+    let params: Vec<u8> = t.params.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let steps: Vec<u8> = t.steps.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect();
+    let views = vec![
+        ("params".to_string(), TensorView::new(Dtype::F32, vec![s, k, p], &params).map_err(st_err)?),
+        ("steps".to_string(), TensorView::new(Dtype::I64, vec![s], &steps).map_err(st_err)?),
+    ];
+    let mut meta = HashMap::new();
+    meta.insert("layout".to_string(), serde_json::to_string(&t.layout).expect("layout serialises"));
+    if let Some(c) = config_json {
+        meta.insert("config".to_string(), c.to_string());
+    }
+    safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
+}
+
+/// Reads a trajectory written by [`trajectory_to_safetensors`].
+pub fn trajectory_from_safetensors(bytes: &[u8]) -> Result<Trajectory> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+    let layout_json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("layout"))
+        .ok_or_else(|| LabError::Io("safetensors file has no `layout` metadata: was it written by sgd-lab?".into()))?;
+    let layout: Layout = serde_json::from_str(layout_json).map_err(|e| LabError::Io(format!("bad `layout` metadata: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
+    let t = st.tensor("params").map_err(|e| LabError::Io(format!("tensor `params` (is this a trajectory file?): {e}")))?;
+    let shape = t.shape().to_vec();
+    if t.dtype() != Dtype::F32 || shape.len() != 3 || shape[2] != layout.params_per_model {
+        return Err(LabError::Io(format!("`params` is {:?} of shape {shape:?}, expected F32 [snapshots, K, {}]", t.dtype(), layout.params_per_model)));
+    }
+    let params: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let s = st.tensor("steps").map_err(|e| LabError::Io(format!("tensor `steps`: {e}")))?;
+    if s.dtype() != Dtype::I64 || s.shape() != [shape[0]] {
+        return Err(LabError::Io(format!("`steps` is {:?} of shape {:?}, expected I64 [{}]", s.dtype(), s.shape(), shape[0])));
+    }
+    let steps = s.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as u64).collect();
+    Ok(Trajectory { layout, models: shape[1], steps, params })
+}
+
 fn st_err(e: safetensors::SafeTensorError) -> LabError {
     LabError::Io(format!("safetensors: {e}"))
 }
@@ -143,6 +214,16 @@ mod tests {
         let idx: Vec<u32> = (0..24).collect();
         let bytes = batches_to_safetensors(&idx, 3, 4).unwrap();
         assert_eq!(batches_from_safetensors(&bytes).unwrap(), (idx, [2, 3, 4]));
+    }
+
+    #[test]
+    fn trajectories_round_trip() {
+        let layout = Layout::new(&[3, 4, 2], Activation::Relu);
+        let p = layout.params_per_model;
+        let t = Trajectory { layout, models: 2, steps: vec![0, 5, 7], params: (0..3 * 2 * p).map(|i| i as f32 * 0.25).collect() };
+        let back = trajectory_from_safetensors(&trajectory_to_safetensors(&t, None).unwrap()).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.model(1).unwrap()[2][0], t.params[2 * 2 * p + p] as f64);
     }
 
     #[test]

@@ -61,6 +61,14 @@ async function trainOnPage({ webgpu, screenshot }) {
         lossEnd: Number(chart.dataset.lossEnd),
         drawn: chart.querySelectorAll("canvas").length,
         hasGpu: "gpu" in navigator,
+        landscape: {
+          shown: !document.getElementById("landscape").hidden,
+          points: Number(document.getElementById("landscape-chart").dataset.points),
+          lossAt0: Number(document.getElementById("landscape-chart").dataset.lossAt0),
+          lossAt1: Number(document.getElementById("landscape-chart").dataset.lossAt1),
+          drawn: document.getElementById("landscape-chart").querySelectorAll("canvas").length,
+          finalTrainLoss: Number(document.querySelector('#metrics tr[data-set="train"]')?.dataset.loss),
+        },
       };
     });
     return { ...shown, consoleLines };
@@ -74,6 +82,13 @@ function assertTrained(r) {
   assert.equal(r.points, 600, "the chart should hold one point per step");
   assert.ok(r.drawn > 0, "the chart should have drawn a canvas");
   assert.ok(r.lossEnd < 0.8 * r.lossStart, `loss should fall by 20%: first chunk ${r.lossStart}, last chunk ${r.lossEnd}`);
+  // the second chart: the interpolation from the initial to the final parameters, 25 points over [-0.5, 1.5]
+  const l = r.landscape;
+  assert.ok(l.shown && l.drawn > 0, "the landscape chart should be shown and drawn");
+  assert.equal(l.points, 25, "the landscape chart should hold 25 points");
+  assert.ok(Math.abs(l.lossAt1 - l.finalTrainLoss) <= 1e-5 * l.finalTrainLoss,
+    `at α = 1 the curve should be the final training-set loss: ${l.lossAt1} vs ${l.finalTrainLoss}`);
+  assert.ok(l.lossAt1 < 0.8 * l.lossAt0, `the final loss should be below the initial: ${l.lossAt0} → ${l.lossAt1}`);
 }
 
 describe("the lab page", () => {
@@ -106,7 +121,8 @@ const STATE = 'body[data-state="done"], body[data-state="error"], body[data-stat
 /** Stops the demo the page starts on load (if still running), then trains Fashion-MNIST with small settings. */
 async function trainFashion(page, { steps }) {
   await page.waitForSelector('body[data-state="training"], body[data-state="done"], body[data-state="error"]', { timeout: 60_000 });
-  if (await page.isEnabled("#stop")) await page.click("#stop");
+  // The demo may end (and disable Stop) between the check and the click: then there is nothing to stop.
+  if (await page.isEnabled("#stop")) await page.click("#stop", { timeout: 5_000 }).catch(() => {});
   await page.waitForSelector(STATE, { timeout: TRAINING_TIMEOUT_MS });
   await page.selectOption("#dataset-picker", "fashion-mnist");
   await page.fill("#train_size", "500");
