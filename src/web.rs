@@ -65,6 +65,8 @@ export type SharpnessReport = Extract<LabEvent, { type: "sharpness" }> & { trace
 const TS_LANDSCAPE: &str = r#"
 /** What `Lab.interpolateFromInit()` resolves to: one entry per α, on the whole training set. */
 export interface Interpolation { alpha: number[]; loss: number[]; accuracy: number[] }
+/** Keskar's ε-sharpness of one model: 100·(max_loss − loss)/(1 + loss) over the box |y_i| ≤ ε(|θ_i|+1). */
+export interface EpsilonSharpness { sharpness: number; loss: number; max_loss: number; best_step: number; first_order: number }
 "#;
 
 /// `Interpolation` in TypeScript.
@@ -244,6 +246,33 @@ impl Lab {
 
 #[wasm_bindgen]
 impl Lab {
+    /// Keskar's ε-sharpness of every model (`EpsilonSharpness[]`) over the first `examples` training
+    /// examples at the current parameters: box `|y_i| ≤ ε(|θ_i| + 1)` (`epsilon`, default 1e-3), maximised by
+    /// `steps` (default 10) projected sign-gradient ascent steps; the parameters are restored afterwards.
+    /// Rejects on a bad argument or while a `step()` is running.
+    #[wasm_bindgen(js_name = epsilonSharpness, unchecked_return_type = "Promise<EpsilonSharpness[]>")]
+    pub fn epsilon_sharpness(&self, examples: usize, epsilon: Option<f64>, steps: Option<usize>) -> js_sys::Promise {
+        use crate::analysis::sharpness::{epsilon_sharpness, SharpnessOptions, DEFAULT_ASCENT_STEPS, DEFAULT_EPSILON};
+        let trainer = Rc::clone(&self.trainer);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: LabError| JsValue::from(to_js(e));
+            let mut t = trainer
+                .try_borrow_mut()
+                .map_err(|_| JsValue::from(JsError::new("Lab.epsilonSharpness() called while a step() or another call is running")))?;
+            let epsilon = epsilon.unwrap_or(DEFAULT_EPSILON);
+            if !(epsilon.is_finite() && epsilon > 0.0) {
+                return Err(fail(LabError::config("epsilon", format!("must be a finite number > 0, got {epsilon}"))));
+            }
+            if examples == 0 {
+                return Err(fail(LabError::config("examples", "must be at least 1")));
+            }
+            let subset = crate::analysis::Subset::first(t.train_handle(), t.data().n, examples);
+            let opts = SharpnessOptions { epsilon, steps: steps.unwrap_or(DEFAULT_ASCENT_STEPS) };
+            let report = epsilon_sharpness(t.backend_mut(), subset, &opts).await.map_err(fail)?;
+            report.models.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+        })
+    }
+
     /// Loss and accuracy of model `model` (default 0) on the whole training set along the line from its
     /// initial parameters θ₀ to its current ones θ (the final ones once `done`): `(1−α)·θ₀ + α·θ` for
     /// `points` values of α evenly spaced over [−0.5, 1.5] (α = 0 and 1 give θ₀ and θ exactly when they are

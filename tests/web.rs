@@ -305,6 +305,22 @@ async fn interpolation(lab: &Lab, points: usize, model: Option<usize>) -> Result
 }
 
 #[wasm_bindgen_test]
+async fn epsilon_sharpness_is_reported_per_model_and_bad_arguments_are_refused() {
+    let lab = Lab::create(tiny_config(), false).await.unwrap();
+    events_to_end(&lab).await;
+    let r = JsFuture::from(lab.epsilon_sharpness(40, None, Some(5))).await.expect("epsilonSharpness resolves");
+    let models = js_sys::Array::from(&r);
+    assert_eq!(models.length(), 2);
+    for m in models.iter() {
+        let (s, loss, max_loss) = (get(&m, "sharpness").as_f64().unwrap(), get(&m, "loss").as_f64().unwrap(), get(&m, "max_loss").as_f64().unwrap());
+        assert!(s.is_finite() && s >= 0.0 && max_loss >= loss, "sharpness {s}, loss {loss} → {max_loss}");
+        assert!((s - 100.0 * (max_loss - loss) / (1.0 + loss)).abs() < 1e-9 * (1.0 + s));
+    }
+    let err = JsFuture::from(lab.epsilon_sharpness(40, Some(-1.0), None)).await.unwrap_err();
+    assert!(get(&err, "message").as_string().unwrap().contains("epsilon"));
+}
+
+#[wasm_bindgen_test]
 async fn interpolation_from_init_starts_at_the_initial_loss_and_ends_at_the_final_loss() {
     let lab = Lab::create(tiny_config(), false).await.unwrap();
     // before any step θ = θ₀: every point is the initial model
