@@ -1,16 +1,18 @@
 //! GPU kernels and the GPU backend against the CPU reference in f64, on shapes that are not multiples of
 //! the 64×64 GEMM tile, with every output pre-filled with NaN so an unwritten element fails.
 //!
+//! `hvp_matches_…` covers the HVP kernels: the GEMM's tangent epilogues and `r_softmax.wgsl`.
+//!
 //! Written once for both targets: natively each test is a `#[test]` driven by `pollster` (on lavapipe in CI),
 //! on wasm32 a `#[wasm_bindgen_test]` in headless Chromium's WebGPU.
 
 mod common;
 
-use common::{assert_close, assert_close_f32, Tolerance};
+use common::{assert_close, assert_close_f32, ctx, gpu_test, rand_vec, Tolerance};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sgd_lab::backend::cpu::{self, CpuBackend};
-use sgd_lab::backend::gpu::{kernels, GpuBackend, GpuContext};
+use sgd_lab::backend::gpu::{kernels, GpuBackend};
 use sgd_lab::backend::{Backend, Hyper};
 use sgd_lab::data::{two_spirals, Dataset, Features};
 use sgd_lab::model::{Activation, Init, Layout, MlpSpec, ModelBatch};
@@ -18,31 +20,8 @@ use sgd_lab::model::{Activation, Init, Layout, MlpSpec, ModelBatch};
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-/// Declares the async test body `$name` as `$name::gpu`: a native `#[test]` or a browser `#[wasm_bindgen_test]`.
-macro_rules! gpu_test {
-    ($name:ident) => {
-        mod $name {
-            #[cfg(not(target_arch = "wasm32"))]
-            #[test]
-            fn gpu() {
-                pollster::block_on(super::$name());
-            }
-            #[cfg(target_arch = "wasm32")]
-            #[wasm_bindgen_test::wasm_bindgen_test]
-            async fn gpu() {
-                super::$name().await;
-            }
-        }
-    };
-}
 
-async fn ctx() -> GpuContext {
-    GpuContext::new().await.expect("a GPU adapter (lavapipe natively: install mesa-vulkan-drivers)")
-}
 
-fn rand_vec(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
-}
 
 const ACTS: [Activation; 3] = [Activation::Linear, Activation::Relu, Activation::Tanh];
 /// (rows, fan_in, fan_out): not tile multiples, degenerate, and larger than one tile in each direction.

@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{assert_close, Tolerance};
-use rand::{Rng, SeedableRng};
+use common::{assert_close, ctx, gpu_test, rand_vec, Tolerance};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sgd_lab::analysis::landscape::{interpolate, linspace, pick_model, random_direction, slice_2d, BiasMode, EvalSet};
 use sgd_lab::backend::cpu::CpuBackend;
-use sgd_lab::backend::gpu::{kernels, GpuBackend, GpuContext};
+use sgd_lab::backend::gpu::{kernels, GpuBackend};
 use sgd_lab::backend::perturb::{combine, Perturb};
 use sgd_lab::backend::Backend;
 use sgd_lab::data::two_spirals;
@@ -18,32 +18,8 @@ use sgd_lab::model::{Activation, Init, MlpSpec, ModelBatch};
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-/// Declares the async test body `$name` as `$name::gpu`: a native `#[test]` or a browser `#[wasm_bindgen_test]`
-/// (the same macro as tests/gpu_parity.rs).
-macro_rules! gpu_test {
-    ($name:ident) => {
-        mod $name {
-            #[cfg(not(target_arch = "wasm32"))]
-            #[test]
-            fn gpu() {
-                pollster::block_on(super::$name());
-            }
-            #[cfg(target_arch = "wasm32")]
-            #[wasm_bindgen_test::wasm_bindgen_test]
-            async fn gpu() {
-                super::$name().await;
-            }
-        }
-    };
-}
 
-async fn ctx() -> GpuContext {
-    GpuContext::new().await.expect("a GPU adapter (lavapipe natively: install mesa-vulkan-drivers)")
-}
 
-fn rand_vec(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
-}
 
 /// Slice, interpolation-anchor and degenerate coefficient triples.
 const COEFFS: [[f32; 3]; 5] = [[1.0, 0.0, 0.0], [1.0, -0.75, 0.3], [0.0, 1.0, 0.0], [-1.5, 2.5, 0.0], [1.0, 1.0, -1.0]];

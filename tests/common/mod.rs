@@ -47,3 +47,36 @@ pub fn assert_close_f32(actual: &[f32], expected: &[f32], tol: Tolerance, what: 
     let e: Vec<f64> = expected.iter().map(|&v| v as f64).collect();
     assert_close(actual, &e, tol, what);
 }
+
+/// Declares the async test body `$name` as `$name::gpu`: a native `#[test]` driven by `pollster` (lavapipe
+/// in CI) or a `#[wasm_bindgen_test]` in headless Chromium's WebGPU — one body, both targets.
+#[allow(unused_macros)] // not every test file that shares these helpers runs on the GPU
+macro_rules! gpu_test {
+    ($name:ident) => {
+        mod $name {
+            #[cfg(not(target_arch = "wasm32"))]
+            #[test]
+            fn gpu() {
+                pollster::block_on(super::$name());
+            }
+            #[cfg(target_arch = "wasm32")]
+            #[wasm_bindgen_test::wasm_bindgen_test]
+            async fn gpu() {
+                super::$name().await;
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use gpu_test;
+
+/// The GPU the tests run on (lavapipe natively, WebGPU in the browser).
+pub async fn ctx() -> sgd_lab::backend::gpu::GpuContext {
+    sgd_lab::backend::gpu::GpuContext::new().await.expect("a GPU adapter (lavapipe natively: install mesa-vulkan-drivers)")
+}
+
+/// `n` values uniform in (−scale, scale).
+pub fn rand_vec(rng: &mut rand_chacha::ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    use rand::Rng;
+    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+}
