@@ -3,6 +3,9 @@
 //! and against the closed form of softmax cross-entropy at extreme logits.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::random_problem;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -100,22 +103,6 @@ fn three_sgd_steps_with_momentum_and_weight_decay_match_pytorchs_convention() {
             assert_rel(&params, &step.params_after_step, 1e-9, &format!("case {i} params after step {s}"));
         }
     }
-}
-
-/// A random net, batch and labels (layer sizes drawn so nothing is a power of two by design).
-fn random_problem(rng: &mut ChaCha8Rng, act: Activation) -> (Layout, Vec<f64>, Vec<f64>, Vec<u32>) {
-    let depth = rng.random_range(1..4);
-    let mut widths = vec![rng.random_range(1..9)];
-    for _ in 0..depth {
-        widths.push(rng.random_range(1..12));
-    }
-    widths.push(rng.random_range(2..6));
-    let layout = Layout::new(&widths, act);
-    let params: Vec<f64> = (0..layout.params_per_model).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let rows = rng.random_range(1..10);
-    let x: Vec<f64> = (0..rows * widths[0]).map(|_| rng.random_range(-2.0..2.0)).collect();
-    let y: Vec<u32> = (0..rows).map(|_| rng.random_range(0..*widths.last().unwrap() as u32)).collect();
-    (layout, params, x, y)
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! eigendecompositions (nalgebra) of Hessians assembled column by column from unit-vector HVPs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::{random_problem, tiny_backend};
+
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +17,6 @@ use sgd_lab::analysis::trace::{hutchinson, HutchinsonOptions};
 use sgd_lab::analysis::{BackendOperator, DenseOperator, Subset};
 use sgd_lab::backend::cpu::{loss_and_grad, CpuBackend};
 use sgd_lab::backend::{Backend, DataHandle};
-use sgd_lab::data::{Dataset, Features};
 use sgd_lab::model::{Activation, Layout};
 
 const ACTS: [Activation; 3] = [Activation::Tanh, Activation::Relu, Activation::Linear];
@@ -23,21 +25,6 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
     let scale: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     diff / scale.max(1e-300)
-}
-
-fn random_problem(rng: &mut ChaCha8Rng, act: Activation) -> (Layout, Vec<f64>, Vec<f64>, Vec<u32>) {
-    let depth = rng.random_range(1..4);
-    let mut widths = vec![rng.random_range(1..9)];
-    for _ in 0..depth {
-        widths.push(rng.random_range(1..12));
-    }
-    widths.push(rng.random_range(2..6));
-    let layout = Layout::new(&widths, act);
-    let params: Vec<f64> = (0..layout.params_per_model).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let rows = rng.random_range(1..10);
-    let x: Vec<f64> = (0..rows * widths[0]).map(|_| rng.random_range(-2.0..2.0)).collect();
-    let y: Vec<u32> = (0..rows).map(|_| rng.random_range(0..*widths.last().unwrap() as u32)).collect();
-    (layout, params, x, y)
 }
 
 #[test]
@@ -137,20 +124,6 @@ fn hvp_eigenvalues_and_trace_match_the_independent_vectors() {
         let tr = h.trace();
         assert!((tr - c.hessian_trace).abs() <= 1e-7 * c.hessian_trace.abs(), "case {i}: trace {tr} vs {}", c.hessian_trace);
     }
-}
-
-/// A CPU f64 backend holding K random models of `layout` and a random f32 data set (exact in f64).
-fn tiny_backend(layout: &Layout, k: usize, n: usize, max_batch: usize, seed: u64) -> (CpuBackend<f64>, DataHandle, Dataset) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let classes = layout.classes();
-    let x: Vec<f32> = (0..n * layout.input()).map(|_| rng.random_range(-2.0..2.0)).collect();
-    let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..classes as u32)).collect();
-    let data = Dataset::new("tiny", layout.input(), classes, Features::F32(x), y).unwrap();
-    let mut b = CpuBackend::<f64>::new(layout, k, max_batch).unwrap();
-    let h = b.upload_dataset(&data).unwrap();
-    let params: Vec<f32> = (0..k * layout.params_per_model).map(|_| rng.random_range(-0.8..0.8)).collect();
-    b.write_params(&params).unwrap();
-    (b, h, data)
 }
 
 fn dense_hessians(b: &CpuBackend<f64>, h: DataHandle, count: usize) -> Vec<DMatrix<f64>> {

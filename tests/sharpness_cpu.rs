@@ -2,35 +2,23 @@
 //! the first-order value for small ε, parameters restored.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::tiny_backend;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use sgd_lab::analysis::sharpness::{epsilon_sharpness, SharpnessOptions};
 use sgd_lab::analysis::Subset;
-use sgd_lab::backend::cpu::CpuBackend;
-use sgd_lab::backend::{Backend, DataHandle};
-use sgd_lab::data::{Dataset, Features};
+use sgd_lab::backend::Backend;
 use sgd_lab::model::{Activation, Layout};
-
-fn tiny_backend(layout: &Layout, k: usize, n: usize, max_batch: usize, seed: u64) -> (CpuBackend<f64>, DataHandle) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let classes = layout.classes();
-    let x: Vec<f32> = (0..n * layout.input()).map(|_| rng.random_range(-2.0..2.0)).collect();
-    let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..classes as u32)).collect();
-    let data = Dataset::new("tiny", layout.input(), classes, Features::F32(x), y).unwrap();
-    let mut b = CpuBackend::<f64>::new(layout, k, max_batch).unwrap();
-    let h = b.upload_dataset(&data).unwrap();
-    let params: Vec<f32> = (0..k * layout.params_per_model).map(|_| rng.random_range(-0.8..0.8)).collect();
-    b.write_params(&params).unwrap();
-    (b, h)
-}
 
 #[test]
 fn sharpness_is_nonnegative_in_the_box_beats_random_search_and_restores_the_parameters() {
     for act in [Activation::Tanh, Activation::Relu] {
         let layout = Layout::new(&[4, 7, 6, 3], act);
         let (k, p, n) = (2, layout.params_per_model, 41);
-        let (mut b, h) = tiny_backend(&layout, k, n, 16, 5);
+        let (mut b, h, _) = tiny_backend(&layout, k, n, 16, 5);
         let subset = Subset { data: h, start: 3, count: 35 };
         let before = pollster::block_on(b.read_params()).unwrap();
         let eps = 1e-3;
@@ -71,7 +59,7 @@ fn sharpness_is_nonnegative_in_the_box_beats_random_search_and_restores_the_para
 #[test]
 fn small_epsilon_approaches_the_first_order_value() {
     let layout = Layout::new(&[5, 8, 4], Activation::Tanh);
-    let (mut b, h) = tiny_backend(&layout, 3, 30, 8, 11);
+    let (mut b, h, _) = tiny_backend(&layout, 3, 30, 8, 11);
     let subset = Subset { data: h, start: 0, count: 30 };
     for eps in [1e-4, 1e-5] {
         let rep = pollster::block_on(epsilon_sharpness(&mut b, subset, &SharpnessOptions { epsilon: eps, steps: 3 })).unwrap();
@@ -88,7 +76,7 @@ fn small_epsilon_approaches_the_first_order_value() {
 fn the_result_does_not_depend_on_the_chunk_size() {
     let layout = Layout::new(&[3, 6, 4], Activation::Tanh);
     let run = |max_batch| {
-        let (mut b, h) = tiny_backend(&layout, 2, 25, max_batch, 3);
+        let (mut b, h, _) = tiny_backend(&layout, 2, 25, max_batch, 3);
         pollster::block_on(epsilon_sharpness(&mut b, Subset { data: h, start: 0, count: 25 }, &SharpnessOptions::default())).unwrap()
     };
     let (a, c) = (run(25), run(4));

@@ -80,3 +80,44 @@ pub fn rand_vec(rng: &mut rand_chacha::ChaCha8Rng, n: usize, scale: f32) -> Vec<
     use rand::Rng;
     (0..n).map(|_| rng.random_range(-scale..scale)).collect()
 }
+
+/// A random net, batch and labels for the f64 reference checks (widths drawn at random, so nothing is a
+/// power of two by design): `(layout, params, x, labels)`.
+pub fn random_problem(rng: &mut rand_chacha::ChaCha8Rng, act: sgd_lab::model::Activation) -> (sgd_lab::model::Layout, Vec<f64>, Vec<f64>, Vec<u32>) {
+    use rand::Rng;
+    let depth = rng.random_range(1..4);
+    let mut widths = vec![rng.random_range(1..9)];
+    for _ in 0..depth {
+        widths.push(rng.random_range(1..12));
+    }
+    widths.push(rng.random_range(2..6));
+    let layout = sgd_lab::model::Layout::new(&widths, act);
+    let params: Vec<f64> = (0..layout.params_per_model).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let rows = rng.random_range(1..10);
+    let x: Vec<f64> = (0..rows * widths[0]).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let y: Vec<u32> = (0..rows).map(|_| rng.random_range(0..*widths.last().unwrap() as u32)).collect();
+    (layout, params, x, y)
+}
+
+/// A CPU f64 backend holding K random models of `layout` and a random f32 data set of `n` examples
+/// (exact in f64): `(backend, handle, data)`.
+pub fn tiny_backend(
+    layout: &sgd_lab::model::Layout,
+    k: usize,
+    n: usize,
+    max_batch: usize,
+    seed: u64,
+) -> (sgd_lab::backend::cpu::CpuBackend<f64>, sgd_lab::backend::DataHandle, sgd_lab::data::Dataset) {
+    use rand::{Rng, SeedableRng};
+    use sgd_lab::backend::Backend;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let classes = layout.classes();
+    let x: Vec<f32> = (0..n * layout.input()).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..classes as u32)).collect();
+    let data = sgd_lab::data::Dataset::new("tiny", layout.input(), classes, sgd_lab::data::Features::F32(x), y).unwrap();
+    let mut b = sgd_lab::backend::cpu::CpuBackend::<f64>::new(layout, k, max_batch).unwrap();
+    let h = b.upload_dataset(&data).unwrap();
+    let params: Vec<f32> = (0..k * layout.params_per_model).map(|_| rng.random_range(-0.8..0.8)).collect();
+    b.write_params(&params).unwrap();
+    (b, h, data)
+}
