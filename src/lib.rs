@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod backend;
 pub mod data;
 pub mod error;
+pub mod experiments;
 pub mod model;
 pub mod train;
 

@@ -1,0 +1,1 @@
+//! SVG figures for the experiment reports (filled in next).

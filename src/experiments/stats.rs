@@ -1,0 +1,1 @@
+//! Statistics for the claims reports (filled in next).
