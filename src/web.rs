@@ -163,7 +163,7 @@ impl Lab {
     /// Picks the backend and builds the trainer on `data`.
     async fn start(config: TrainConfig, prefer_gpu: bool, data: RunData) -> Result<Lab, JsError> {
         let choice = if prefer_gpu { BackendChoice::Auto } else { BackendChoice::Cpu };
-        let (backend, why_cpu) = make_backend(&config.model.layout(), config.models.len(), config.batch_size, choice)
+        let (backend, why_cpu) = make_backend(&config.model.layout(), config.models.len(), config.max_batch(), choice)
             .await
             .map_err(to_js)?;
         let on_gpu = matches!(backend, AnyBackend::Gpu(_));

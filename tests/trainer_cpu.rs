@@ -4,7 +4,7 @@
 
 use sgd_lab::backend::cpu::{gather, loss_and_grad, sgd_update, CpuBackend};
 use sgd_lab::backend::Backend;
-use sgd_lab::train::{Event, TrainConfig, Trainer};
+use sgd_lab::train::{CyclicSchedule, Event, ScheduleTarget, TrainConfig, Trainer};
 
 fn config(models: &str, steps: usize, sampling: &str) -> TrainConfig {
     TrainConfig::from_json(&format!(
@@ -17,7 +17,7 @@ fn config(models: &str, steps: usize, sampling: &str) -> TrainConfig {
 }
 
 fn run(cfg: TrainConfig) -> (Vec<Event>, Trainer<CpuBackend<f32>>) {
-    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), cfg.models.len(), cfg.batch_size).unwrap();
+    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), cfg.models.len(), cfg.max_batch()).unwrap();
     let mut t = Trainer::new(cfg, backend).unwrap();
     let mut events = Vec::new();
     while !t.is_done() {
@@ -75,6 +75,57 @@ fn the_trace_replays_the_run_exactly_with_the_reference_routines() {
     }
     let trained = pollster::block_on(t.backend_mut().read_params()).unwrap();
     assert_eq!(trained, params);
+}
+
+/// Replays a one-model trace with the reference routines, taking η and B of each step from `schedule`.
+fn replay(t: &Trainer<CpuBackend<f32>>, momentum: f32, lr_of_step: impl Fn(usize) -> f32) -> Vec<f32> {
+    let layout = t.config().model.layout();
+    let trace = t.trace();
+    let mut params = trace.initial_params.clone();
+    let mut velocity = vec![0f32; params.len()];
+    let mut at = 0;
+    for (step, &b) in trace.batch_sizes.iter().enumerate() {
+        let b = b as usize;
+        let (mut x, mut y) = (vec![0f32; b * 2], vec![0u32; b]);
+        gather(t.data(), &trace.batches[at..at + b], &mut x, &mut y);
+        at += b;
+        let (_, g) = loss_and_grad(&layout, &params, &x, &y);
+        sgd_update(&mut params, &g, &mut velocity, lr_of_step(step), momentum, 0.0);
+    }
+    assert_eq!(at, trace.batches.len());
+    params
+}
+
+#[test]
+fn a_cyclic_learning_rate_changes_eta_at_each_stage_boundary_and_replays_exactly() {
+    let mut cfg = config(r#"[{"lr": 0.05, "momentum": 0.9, "seed": 2}]"#, 100, "shuffle");
+    // 256 examples, B = 16: a stage of half an epoch is 8 steps; factors cycle 1, 3, 2.
+    cfg.schedule = Some(CyclicSchedule { of: ScheduleTarget::LearningRate, factors: vec![1.0, 3.0, 2.0], stage_epochs: 0.5 });
+    cfg.validate().unwrap();
+    let (_, mut t) = run(cfg);
+    assert!(t.trace().batch_sizes.iter().all(|&b| b == 16));
+    let expected = replay(&t, 0.9, |step| 0.05 * [1.0, 3.0, 2.0][(step / 8) % 3]);
+    let trained = pollster::block_on(t.backend_mut().read_params()).unwrap();
+    assert_eq!(trained, expected);
+}
+
+#[test]
+fn a_cyclic_batch_size_follows_its_stages_in_examples_seen_and_replays_exactly() {
+    let mut cfg = config(r#"[{"lr": 0.1, "seed": 5}]"#, 1, "shuffle");
+    cfg.batch_size = 32;
+    // B = 32 / f: 32, 16, 8; one stage is one epoch of 256 examples: 8, 16 and 32 steps.
+    cfg.schedule = Some(CyclicSchedule { of: ScheduleTarget::BatchSize, factors: vec![1.0, 2.0, 4.0], stage_epochs: 1.0 });
+    cfg.steps = cfg.steps_for_epochs(4.0);
+    assert_eq!(cfg.steps, 8 + 16 + 32 + 8);
+    cfg.validate().unwrap();
+    let (_, mut t) = run(cfg);
+    let sizes = &t.trace().batch_sizes;
+    assert_eq!(sizes.len(), 64);
+    assert!(sizes[..8].iter().all(|&b| b == 32) && sizes[8..24].iter().all(|&b| b == 16));
+    assert!(sizes[24..56].iter().all(|&b| b == 8) && sizes[56..].iter().all(|&b| b == 32));
+    let expected = replay(&t, 0.0, |_| 0.1);
+    let trained = pollster::block_on(t.backend_mut().read_params()).unwrap();
+    assert_eq!(trained, expected);
 }
 
 #[test]

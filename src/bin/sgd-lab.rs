@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use sgd_lab::backend::any::{make_backend, BackendChoice};
 use sgd_lab::backend::Backend;
-use sgd_lab::train::trace::{batches_to_safetensors, params_to_safetensors, trajectory_to_safetensors, Trajectory};
+use sgd_lab::train::trace::{batches_to_safetensors, params_to_safetensors, scheduled_batches_to_safetensors, trajectory_to_safetensors, Trajectory};
 use sgd_lab::train::{Event, TrainConfig, Trainer};
 use sgd_lab::LabError;
 
@@ -193,7 +193,7 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
     let config = TrainConfig::from_json(&text)?;
     let data = config.load_data(data_dir)?;
-    let (engine, fallback_reason) = pollster::block_on(make_backend(&config.model.layout(), config.models.len(), config.batch_size, choice(backend)))?;
+    let (engine, fallback_reason) = pollster::block_on(make_backend(&config.model.layout(), config.models.len(), config.max_batch(), choice(backend)))?;
     if let Some(why) = fallback_reason {
         eprintln!("sgd-lab: using the CPU backend: {why}");
     }
@@ -262,7 +262,13 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     bar.finish_and_clear();
     let final_params = pollster::block_on(trainer.backend_mut().read_params())?;
     write("params_final.safetensors", &params_to_safetensors(&layout, &final_params, Some(&config_json))?)?;
-    write("batches.safetensors", &batches_to_safetensors(&trainer.trace().batches, k, batch)?)?;
+    let trace = trainer.trace();
+    let batches = if trace.batch_sizes.iter().all(|&b| b as usize == batch) {
+        batches_to_safetensors(&trace.batches, k, batch)?
+    } else {
+        scheduled_batches_to_safetensors(&trace.batches, k, &trace.batch_sizes)?
+    };
+    write("batches.safetensors", &batches)?;
     if let Some(t) = &trajectory {
         write("trajectory.safetensors", &trajectory_to_safetensors(t, Some(&config_json))?)?;
     }

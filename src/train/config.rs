@@ -77,6 +77,51 @@ pub struct TrainConfig {
     /// Needs a backend with Hessian-vector products (`Trainer::run_chunk_with_curvature`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharpness: Option<SharpnessSchedule>,
+    /// A cyclic learning-rate or batch-size schedule (absent: η and B stay constant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<CyclicSchedule>,
+}
+
+/// What a [`CyclicSchedule`] varies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleTarget {
+    /// η_t = η · f_t for every model (B constant).
+    LearningRate,
+    /// B_t = round(B / f_t) for every model (η constant), so η/B_t = (η/B) · f_t: the same ratio path as
+    /// a learning-rate schedule with the same factors, when `lr` and `batch_size` are both scaled by max f.
+    BatchSize,
+}
+
+/// A piecewise-constant cyclic schedule (paper §4.3: a cyclic learning rate against the matching cyclic
+/// batch size). Stage s lasts `stage_epochs` epochs *of examples seen*, so a learning-rate and a
+/// batch-size schedule with the same factors stay aligned in epochs although their step counts differ.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CyclicSchedule {
+    /// What the factors act on.
+    pub of: ScheduleTarget,
+    /// The factor of each stage of one cycle, e.g. `[1, 2, 3, 4, 5, 4, 3, 2]`; the cycle repeats.
+    pub factors: Vec<f32>,
+    /// Length of every stage in epochs (examples seen divided by the training-set size).
+    pub stage_epochs: f64,
+}
+
+impl CyclicSchedule {
+    /// Examples seen during one stage on a training set of `n` examples (at least 1).
+    pub fn stage_examples(&self, n: usize) -> u64 {
+        ((self.stage_epochs * n as f64).round() as u64).max(1)
+    }
+
+    /// The factor of stage `stage` (cycles repeat).
+    pub fn factor(&self, stage: usize) -> f32 {
+        self.factors[stage % self.factors.len()]
+    }
+}
+
+/// Mini-batch size `base / factor`, rounded, at least 1.
+fn scaled_batch(base: usize, factor: f32) -> usize {
+    ((base as f64 / f64::from(factor)).round() as usize).max(1)
 }
 
 /// When and how the trainer measures the Hessian during training (`Event::Sharpness`).
@@ -196,6 +241,27 @@ impl TrainConfig {
             range("sharpness.examples", sh.examples, 1, usize::MAX)?;
             range("sharpness.iterations", sh.iterations, 1, 1000)?;
         }
+        if let Some(sc) = &self.schedule {
+            if sc.factors.is_empty() || sc.factors.len() > 10_000 {
+                return Err(LabError::config("schedule.factors", format!("needs between 1 and 10000 factors, got {}", sc.factors.len())));
+            }
+            if let Some((i, f)) = sc.factors.iter().enumerate().find(|(_, f)| !f.is_finite() || **f <= 0.0) {
+                return Err(LabError::config(format!("schedule.factors[{i}]"), format!("must be a finite number > 0, got {f}")));
+            }
+            if !sc.stage_epochs.is_finite() || sc.stage_epochs <= 0.0 {
+                return Err(LabError::config("schedule.stage_epochs", format!("must be a finite number > 0, got {}", sc.stage_epochs)));
+            }
+            if sc.of == ScheduleTarget::BatchSize {
+                let (lo, hi) = (self.min_batch(), self.max_batch());
+                if hi > MAX_BATCH || (self.sampling == Sampling::Shuffle && hi > n) {
+                    return Err(LabError::config(
+                        "schedule.factors",
+                        format!("the batch size reaches {hi} (batch_size {} / smallest factor), above the limit of {}", self.batch_size, if hi > MAX_BATCH { MAX_BATCH } else { n }),
+                    ));
+                }
+                debug_assert!(lo >= 1);
+            }
+        }
         for (i, m) in self.models.iter().enumerate() {
             if !m.lr.is_finite() || m.lr <= 0.0 {
                 return Err(LabError::config(format!("models[{i}].lr"), format!("must be a finite number > 0, got {}", m.lr)));
@@ -216,6 +282,63 @@ impl TrainConfig {
             (Some(d), _) => d.len(),
             (None, Some(d)) => d.len(),
             (None, None) => 0,
+        }
+    }
+
+    /// The mini-batch size during schedule stage `stage` (`batch_size` without a batch-size schedule).
+    pub fn batch_at_stage(&self, stage: usize) -> usize {
+        match &self.schedule {
+            Some(sc) if sc.of == ScheduleTarget::BatchSize => scaled_batch(self.batch_size, sc.factor(stage)),
+            _ => self.batch_size,
+        }
+    }
+
+    /// The factor on every model's learning rate during schedule stage `stage` (1 without a learning-rate schedule).
+    pub fn lr_factor_at_stage(&self, stage: usize) -> f32 {
+        match &self.schedule {
+            Some(sc) if sc.of == ScheduleTarget::LearningRate => sc.factor(stage),
+            _ => 1.0,
+        }
+    }
+
+    /// The largest mini-batch any step uses (what a backend must be built for).
+    pub fn max_batch(&self) -> usize {
+        match &self.schedule {
+            Some(sc) if sc.of == ScheduleTarget::BatchSize => sc.factors.iter().map(|&f| scaled_batch(self.batch_size, f)).max().unwrap_or(self.batch_size),
+            _ => self.batch_size,
+        }
+    }
+
+    /// The smallest mini-batch any step uses.
+    pub fn min_batch(&self) -> usize {
+        match &self.schedule {
+            Some(sc) if sc.of == ScheduleTarget::BatchSize => sc.factors.iter().map(|&f| scaled_batch(self.batch_size, f)).min().unwrap_or(self.batch_size),
+            _ => self.batch_size,
+        }
+    }
+
+    /// Steps needed to see `epochs × N` examples (rounded to the nearest step; at least 1), following the
+    /// batch-size schedule when there is one. Used to give runs with different B the same epoch budget.
+    pub fn steps_for_epochs(&self, epochs: f64) -> usize {
+        let n = self.train_len();
+        let target = (epochs * n as f64).max(0.0);
+        match &self.schedule {
+            Some(sc) if sc.of == ScheduleTarget::BatchSize => {
+                let stage_len = sc.stage_examples(n) as f64;
+                let (mut seen, mut steps, mut stage) = (0f64, 0usize, 0usize);
+                while seen + 0.5 * self.batch_at_stage(stage) as f64 <= target && steps < limits::MAX_STEPS {
+                    let b = self.batch_at_stage(stage) as f64;
+                    let end = (stage as f64 + 1.0) * stage_len;
+                    let in_stage = ((end - seen) / b).ceil().max(1.0);
+                    let wanted = ((target - seen) / b).round().max(1.0);
+                    let take = in_stage.min(wanted);
+                    seen += take * b;
+                    steps += take as usize;
+                    stage += 1;
+                }
+                steps.max(1)
+            }
+            _ => ((target / self.batch_size as f64).round() as usize).max(1),
         }
     }
 
@@ -289,6 +412,30 @@ mod tests {
         assert!(error_for(|v| v["sharpness"] = serde_json::json!({"every": 5, "examples": 0})).contains("sharpness.examples"));
         assert!(error_for(|v| v["sharpness"] = serde_json::json!({"every": 5, "iterations": 0})).contains("sharpness.iterations"));
         assert!(error_for(|v| v["sharpness"] = serde_json::json!({"every": 5, "iters": 3})).contains("iters"));
+        assert!(error_for(|v| v["schedule"] = serde_json::json!({"of": "learning_rate", "factors": [], "stage_epochs": 1})).contains("schedule.factors"));
+        assert!(error_for(|v| v["schedule"] = serde_json::json!({"of": "batch_size", "factors": [1, 0], "stage_epochs": 1})).contains("schedule.factors[1]"));
+        assert!(error_for(|v| v["schedule"] = serde_json::json!({"of": "batch_size", "factors": [1], "stage_epochs": 0})).contains("schedule.stage_epochs"));
+        assert!(error_for(|v| v["schedule"] = serde_json::json!({"of": "batch_size", "factors": [0.1], "stage_epochs": 1})).contains("reaches 80"));
+    }
+
+    #[test]
+    fn a_batch_size_schedule_keeps_the_ratio_path_of_the_matching_learning_rate_schedule() {
+        let mut clr = TrainConfig::from_json(GOOD).unwrap();
+        clr.schedule = Some(CyclicSchedule { of: ScheduleTarget::LearningRate, factors: vec![1.0, 2.0, 4.0, 2.0], stage_epochs: 1.0 });
+        let mut cbs = clr.clone();
+        cbs.batch_size = 32;
+        cbs.models[0].lr = 0.4;
+        cbs.schedule.as_mut().unwrap().of = ScheduleTarget::BatchSize;
+        cbs.validate().unwrap();
+        for stage in 0..8 {
+            let r1 = clr.models[0].lr * clr.lr_factor_at_stage(stage) / clr.batch_at_stage(stage) as f32;
+            let r2 = cbs.models[0].lr * cbs.lr_factor_at_stage(stage) / cbs.batch_at_stage(stage) as f32;
+            assert!((r1 - r2).abs() < 1e-7, "stage {stage}: η/B {r1} vs {r2}");
+        }
+        assert_eq!((cbs.min_batch(), cbs.max_batch()), (8, 32));
+        // Five epochs of 64 examples: 40 steps of 8, and for B = 32, 16, 8, 16, 32: 2 + 4 + 8 + 4 + 2 = 20 steps.
+        assert_eq!(clr.steps_for_epochs(5.0), 40);
+        assert_eq!(cbs.steps_for_epochs(5.0), 20);
     }
 
     #[test]

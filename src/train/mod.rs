@@ -11,7 +11,7 @@ pub mod trace;
 
 use serde::Serialize;
 
-pub use config::{ModelSettings, Sampling, SharpnessSchedule, TrainConfig};
+pub use config::{CyclicSchedule, ModelSettings, Sampling, ScheduleTarget, SharpnessSchedule, TrainConfig};
 pub use sampler::Sampler;
 
 use crate::backend::{Backend, DataHandle, EvalMetrics};
@@ -158,8 +158,10 @@ pub enum Event {
 pub struct TrainTrace {
     /// `K × P` parameters before the first step.
     pub initial_params: Vec<f32>,
-    /// `[step][model][row]` indices into the training set.
+    /// `[step][model][row]` indices into the training set (rows per step in `batch_sizes`).
     pub batches: Vec<u32>,
+    /// The mini-batch size of every step (constant unless the config has a batch-size schedule).
+    pub batch_sizes: Vec<u32>,
 }
 
 /// Backend handles of the run's data sets.
@@ -185,6 +187,10 @@ pub struct Trainer<B: Backend> {
     indices: Vec<u32>,
     trace: TrainTrace,
     snapshot_every: usize,
+    /// Schedule stage of the next step, examples seen so far, and the stage whose η the backend holds.
+    stage: usize,
+    examples_seen: u64,
+    hyper_stage: usize,
 }
 
 impl<B: Backend> Trainer<B> {
@@ -208,8 +214,8 @@ impl<B: Backend> Trainer<B> {
                 layout.widths
             )));
         }
-        if backend.max_batch() < config.batch_size {
-            return Err(LabError::Backend(format!("backend holds batches of {} rows, the config needs {}", backend.max_batch(), config.batch_size)));
+        if backend.max_batch() < config.max_batch() {
+            return Err(LabError::Backend(format!("backend holds batches of {} rows, the config needs {}", backend.max_batch(), config.max_batch())));
         }
         if data.train.n != config.train_len() {
             return Err(LabError::Data(format!("the training set has {} examples, the config expects {}", data.train.n, config.train_len())));
@@ -231,7 +237,7 @@ impl<B: Backend> Trainer<B> {
         let sampler = Sampler::new(config.sampling, data.train.n, config.batch_size, &seeds);
         Ok(Trainer {
             diverged_reported: vec![false; k],
-            trace: TrainTrace { initial_params: batch.params, batches: Vec::new() },
+            trace: TrainTrace { initial_params: batch.params, batches: Vec::new(), batch_sizes: Vec::new() },
             config,
             backend,
             data,
@@ -242,6 +248,9 @@ impl<B: Backend> Trainer<B> {
             finished: false,
             indices: Vec::new(),
             snapshot_every: 0,
+            stage: 0,
+            examples_seen: 0,
+            hyper_stage: 0,
         })
     }
 
@@ -321,12 +330,27 @@ impl<B: Backend> Trainer<B> {
         if self.snapshot_every > 0 {
             steps = steps.min(self.snapshot_every - self.step % self.snapshot_every);
         }
+        let batch = cfg.batch_at_stage(self.stage);
+        if let Some(sc) = &cfg.schedule {
+            let stage_end = (self.stage as u64 + 1) * sc.stage_examples(self.data.train.n);
+            steps = steps.min((stage_end - self.examples_seen).div_ceil(batch as u64) as usize);
+            if self.hyper_stage != self.stage {
+                let f = cfg.lr_factor_at_stage(self.stage);
+                let hypers: Vec<_> = cfg.hypers().into_iter().map(|mut h| {
+                    h.lr *= f;
+                    h
+                }).collect();
+                self.backend.write_hyper(&hypers)?;
+                self.hyper_stage = self.stage;
+            }
+        }
         self.indices.clear();
         for _ in 0..steps {
-            self.sampler.next_step(&mut self.indices);
+            self.sampler.next_step_with(&mut self.indices, batch);
         }
         self.trace.batches.extend_from_slice(&self.indices);
-        self.backend.train_steps(self.handles.train, &self.indices, cfg.batch_size)?;
+        self.trace.batch_sizes.extend(std::iter::repeat_n(batch as u32, steps));
+        self.backend.train_steps(self.handles.train, &self.indices, batch)?;
         let progress = self.backend.read_progress().await?;
         let losses = (0..k).map(|m| (0..steps).map(|s| progress.losses[s * k + m]).collect()).collect();
         events.push(Event::Steps { first_step: self.step, losses });
@@ -337,6 +361,13 @@ impl<B: Backend> Trainer<B> {
             }
         }
         self.step += steps;
+        self.examples_seen += (steps * batch) as u64;
+        if let Some(sc) = &self.config.schedule {
+            let stage_len = sc.stage_examples(self.data.train.n);
+            while self.examples_seen >= (self.stage as u64 + 1) * stage_len {
+                self.stage += 1;
+            }
+        }
         if self.step == self.config.steps {
             let metrics = self.evaluate_all().await?;
             events.push(Event::Finished { steps: self.step, metrics });
@@ -418,7 +449,10 @@ impl<B: crate::analysis::Curvature> Trainer<B> {
             lambda_max: eig.iter().map(|r| r.eigenvalues.first().copied().unwrap_or(f64::NAN)).collect(),
             trace: tr.as_ref().map(|t| t.iter().map(|e| e.trace).collect()),
             trace_std_error: tr.as_ref().map(|t| t.iter().map(|e| e.std_error).collect()),
-            stability_threshold: self.config.models.iter().map(|m| 2.0 * (1.0 + f64::from(m.momentum)) / f64::from(m.lr)).collect(),
+            stability_threshold: {
+                let f = f64::from(self.config.lr_factor_at_stage(self.hyper_stage));
+                self.config.models.iter().map(|m| 2.0 * (1.0 + f64::from(m.momentum)) / (f * f64::from(m.lr))).collect()
+            },
         })
     }
 }

@@ -38,20 +38,26 @@ impl Sampler {
 
     /// Appends one step's indices for every model (`K × batch` values) to `out`.
     pub fn next_step(&mut self, out: &mut Vec<u32>) {
+        self.next_step_with(out, self.batch);
+    }
+
+    /// [`Sampler::next_step`] with `batch` rows per model for this step (a batch-size schedule; `batch ≤ n`
+    /// under shuffling). Shuffling reshuffles when fewer than `batch` examples remain in the permutation.
+    pub fn next_step_with(&mut self, out: &mut Vec<u32>, batch: usize) {
         for m in 0..self.rngs.len() {
             match self.sampling {
                 Sampling::WithReplacement => {
                     let rng = &mut self.rngs[m];
-                    out.extend((0..self.batch).map(|_| rng.random_range(0..self.n as u32)));
+                    out.extend((0..batch).map(|_| rng.random_range(0..self.n as u32)));
                 }
                 Sampling::Shuffle => {
-                    if self.cursor[m] + self.batch > self.n {
+                    if self.cursor[m] + batch > self.n {
                         self.perms[m].shuffle(&mut self.rngs[m]);
                         self.cursor[m] = 0;
                     }
                     let c = self.cursor[m];
-                    out.extend_from_slice(&self.perms[m][c..c + self.batch]);
-                    self.cursor[m] += self.batch;
+                    out.extend_from_slice(&self.perms[m][c..c + batch]);
+                    self.cursor[m] += batch;
                 }
             }
         }

@@ -101,6 +101,20 @@ pub fn batches_to_safetensors(indices: &[u32], k: usize, batch: usize) -> Result
     safetensors::tensor::serialize([("indices", view)], None).map_err(st_err)
 }
 
+/// Serialises the indices of a run whose batch size changes (a batch-size schedule): `indices`, u32 of
+/// shape `[Σ_t K·B_t]` (step after step, model after model), and `batch_sizes`, u32 of shape `[steps]`.
+pub fn scheduled_batches_to_safetensors(indices: &[u32], k: usize, batch_sizes: &[u32]) -> Result<Vec<u8>> {
+    let total: usize = batch_sizes.iter().map(|&b| b as usize * k).sum();
+    if k == 0 || total != indices.len() {
+        return Err(LabError::Backend(format!("{} indices do not match {} steps of {k} models with the given batch sizes ({total})", indices.len(), batch_sizes.len())));
+    }
+    let idx: Vec<u8> = indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let bs: Vec<u8> = batch_sizes.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let a = TensorView::new(Dtype::U32, vec![indices.len()], &idx).map_err(st_err)?;
+    let b = TensorView::new(Dtype::U32, vec![batch_sizes.len()], &bs).map_err(st_err)?;
+    safetensors::tensor::serialize([("indices", a), ("batch_sizes", b)], None).map_err(st_err)
+}
+
 /// Reads the indices written by [`batches_to_safetensors`]: `(indices, [steps, K, B])`.
 pub fn batches_from_safetensors(bytes: &[u8]) -> Result<(Vec<u32>, [usize; 3])> {
     let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
