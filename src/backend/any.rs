@@ -112,3 +112,52 @@ impl crate::backend::perturb::Perturb for AnyBackend {
         each!(self, b => b.perturb(coeffs))
     }
 }
+
+/// Builds backends of any K and batch size for one engine, sharing a single GPU device: an experiment
+/// builds one backend per group of models, and a device is slow to create (and in a browser, limited).
+#[derive(Clone, Debug)]
+pub struct BackendFactory {
+    gpu: Option<GpuContext>,
+    fallback_reason: Option<String>,
+}
+
+impl BackendFactory {
+    /// Obtains the GPU device once when `choice` asks for it (with [`BackendChoice::Auto`], a failure means
+    /// the CPU, with the reason kept in [`BackendFactory::fallback_reason`]).
+    pub async fn new(choice: BackendChoice) -> Result<Self> {
+        if choice == BackendChoice::Cpu {
+            return Ok(BackendFactory { gpu: None, fallback_reason: None });
+        }
+        match (GpuContext::new().await, choice) {
+            (Ok(ctx), _) => Ok(BackendFactory { gpu: Some(ctx), fallback_reason: None }),
+            (Err(e), BackendChoice::Gpu) => Err(e),
+            (Err(e), _) => Ok(BackendFactory { gpu: None, fallback_reason: Some(e.to_string()) }),
+        }
+    }
+
+    /// A factory on an existing GPU context.
+    pub fn with_gpu(ctx: GpuContext) -> Self {
+        BackendFactory { gpu: Some(ctx), fallback_reason: None }
+    }
+
+    /// Why the CPU is used although the GPU was asked for (Auto only).
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// The engine, e.g. `"GPU: llvmpipe (Vulkan)"` or `"CPU (f32)"`.
+    pub fn describe(&self) -> String {
+        match &self.gpu {
+            Some(ctx) => ctx.describe(),
+            None => "CPU (f32)".to_string(),
+        }
+    }
+
+    /// A backend for `k` models of `layout` with batches up to `max_batch` rows.
+    pub fn build(&self, layout: &Layout, k: usize, max_batch: usize) -> Result<AnyBackend> {
+        Ok(match &self.gpu {
+            Some(ctx) => AnyBackend::Gpu(GpuBackend::new(ctx, layout, k, max_batch)?),
+            None => AnyBackend::Cpu(CpuBackend::new(layout, k, max_batch)?),
+        })
+    }
+}

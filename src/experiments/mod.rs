@@ -1,6 +1,20 @@
-//! The paper's experiments as presets: serde configs, a runner that schedules K-model groups on any
-//! backend, and a claims report per preset (the claim, the statistic that decides it, the verdict at this
-//! scale and the caveats).
+//! The paper's experiments as presets: serde configs ([`spec`]), expanded into groups of K models
+//! ([`plan`]), run chunk by chunk on any backend ([`runner`]) into saved, resumable, mergeable
+//! [`results`], and judged by a claims report per preset ([`report`]) with the statistics in [`stats`]
+//! and the SVG figures in [`figures`]. Presets ship as JSON files in `presets/` ([`presets`]).
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
 pub mod figures;
+pub mod plan;
+pub mod presets;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod spec;
 pub mod stats;
+
+pub use plan::{plan, Job, ModelTag};
+pub use results::{CurvePoint, ExperimentResults, InterpolationResult, JobResult, ModelResult, SharpnessPoint};
+pub use runner::{DataSource, ExperimentRun, RunEvent};
+pub use spec::{AlphaRange, AnalysisSettings, Budget, ExperimentConfig, ExperimentKind, Setting};
