@@ -5,6 +5,10 @@
 //! `params_initial.safetensors`, `params_final.safetensors` and `batches.safetensors` (the trace); with
 //! `--snapshot-every N` also `trajectory.safetensors` (parameters at step 0, every N steps and at the end).
 //!
+//! `sgd-lab run PRESET --out DIR [--backend] [--shard i/n] [--override JSON]` runs one of the paper's
+//! experiments (presets/*.json) and writes results, figures and a claims report; `sgd-lab merge` combines
+//! shards; `sgd-lab report DIR` rewrites a report (docs/experiments.md).
+//!
 //! `sgd-lab hessian --params P.safetensors --config C.json [--backend cpu|gpu|auto] [--examples 5000]` prints
 //! JSON: per model λ_max (Lanczos, 20 steps) and the Hessian trace ± standard error (Hutchinson), of the
 //! mean loss over the first `--examples` training examples, and Keskar's ε-sharpness (`--epsilon 1e-3`,
@@ -95,6 +99,63 @@ enum Command {
         #[command(subcommand)]
         command: LandscapeCommand,
     },
+    /// Run one of the paper's experiments (a preset file or id) into a run directory, resuming if it holds
+    /// earlier results; writes results.json/csv, figures/*.svg and claims.md (docs/experiments.md).
+    Run {
+        /// A preset file (e.g. presets/e1-ratio-sweep.json) or a shipped preset's id (e.g. e1-ratio-sweep).
+        preset: String,
+        /// The run directory (created if missing; an existing one with results of the same config is resumed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Which engine runs the kernels.
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Run only the groups with index ≡ i (mod n), e.g. `--shard 0/4`; combine with `sgd-lab merge`.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// A JSON merge patch applied to the preset, e.g. '{"budget": {"epochs": 1}, "seeds": [1]}'.
+        #[arg(long = "override")]
+        patch: Option<String>,
+        /// Where `scripts/fetch-data` put the real data sets.
+        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
+        data_dir: PathBuf,
+        /// Print no progress.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Merge the run directories of the shards of one experiment, finish it and write its report.
+    Merge {
+        /// The shards' run directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged results and report go.
+        #[arg(long)]
+        out: PathBuf,
+        /// Which engine runs what remains (interpolations).
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Where `scripts/fetch-data` put the real data sets.
+        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
+        data_dir: PathBuf,
+        /// Print no progress.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Rewrite a finished run directory's report (claims.md, figures, results.csv) from its results.json.
+    Report {
+        /// The run directory.
+        dir: PathBuf,
+    },
+}
+
+/// `i/n` with i < n.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not i/n (e.g. 0/4)"))?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| format!("`{i}` is not a number"))?, n.trim().parse().map_err(|_| format!("`{n}` is not a number"))?);
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: needs 0 ≤ i < n"));
+    }
+    Ok((i, n))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,6 +177,12 @@ fn main() {
             hessian(&params, &config, backend, examples, (top_k, lanczos_iterations, trace_samples), sharp, &data_dir)
         }
         Command::Landscape { command } => landscape(command),
+        Command::Run { preset, out, backend, shard, patch, data_dir, quiet } => {
+            let args = sgd_lab::experiments::cli::RunArgs { preset, out, backend: choice(backend), shard, patch, data_dir, quiet };
+            sgd_lab::experiments::cli::run(&args).map(|_| ())
+        }
+        Command::Merge { dirs, out, backend, data_dir, quiet } => sgd_lab::experiments::cli::merge(&dirs, &out, choice(backend), &data_dir, quiet).map(|_| ()),
+        Command::Report { dir } => sgd_lab::experiments::cli::report_dir(&dir),
     };
     if let Err(e) = result {
         eprintln!("sgd-lab: {e}");

@@ -166,7 +166,7 @@ pub struct AnalysisSettings {
     /// Hutchinson samples for Tr H (0: no trace).
     #[serde(default)]
     pub trace_samples: usize,
-    /// Evaluations during training, evenly spaced (0: only at the end). Curves need them.
+    /// Evaluations during training, evenly spaced, the last at the end (0: only at the end). Curves need them.
     #[serde(default)]
     pub evaluations: usize,
     /// Also evaluate on the test set (costs time; validation is what the claims use).

@@ -1,0 +1,340 @@
+//! The experiments layer: configs refuse bad fields by name, presets plan into the groups they promise,
+//! runs resume and shard without changing a single number, interpolations join the right minima, and the
+//! claims reports are well-formed and can say "does not hold" as readily as "holds".
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::collections::HashMap;
+
+use sgd_lab::backend::any::{BackendChoice, BackendFactory};
+use sgd_lab::experiments::plan::plan;
+use sgd_lab::experiments::presets::{preset, PRESETS};
+use sgd_lab::experiments::report::{build, Verdict};
+use sgd_lab::experiments::spec::merge_patch;
+use sgd_lab::experiments::{CurvePoint, ExperimentConfig, ExperimentResults, ExperimentRun, JobResult, ModelResult, ModelTag, RunEvent};
+use sgd_lab::train::{RunData, ScheduleTarget, TrainConfig};
+
+/// A ratio sweep small enough to run in a second on synthetic data.
+const TINY_SWEEP: &str = r#"{
+    "id": "tiny-sweep", "title": "tiny sweep",
+    "model": {"input": 2, "hidden": [12], "classes": 2, "activation": "tanh", "init": "xavier"},
+    "data": {"kind": "two_spirals", "n": 96, "noise": 0.1, "seed": 3},
+    "budget": {"steps": 24}, "seeds": [1, 2], "chunk_steps": 10,
+    "analysis": {"hessian_examples": 48, "lanczos_iterations": 6, "trace_samples": 3, "evaluations": 2},
+    "experiment": {"kind": "ratio_sweep", "lrs": [0.05, 0.2], "batch_sizes": [8, 16], "extra_budgets": [{"epochs": 1}]}
+}"#;
+
+const TINY_INTERPOLATION: &str = r#"{
+    "id": "tiny-interp", "title": "tiny interpolation",
+    "model": {"input": 2, "hidden": [12], "classes": 2, "activation": "relu", "init": "he"},
+    "data": {"kind": "circles", "n": 80, "seed": 2},
+    "budget": {"steps": 30}, "seeds": [4, 5],
+    "analysis": {"hessian_examples": 40, "lanczos_iterations": 5},
+    "experiment": {"kind": "interpolation", "settings": [{"lr": 0.2, "batch_size": 8}, {"lr": 0.05, "batch_size": 16}],
+                   "alphas": {"from": -1, "to": 2, "points": 7}}
+}"#;
+
+fn synthetic() -> Box<dyn sgd_lab::experiments::DataSource> {
+    Box::new(|t: &TrainConfig| RunData::synthetic(t))
+}
+
+fn cpu() -> BackendFactory {
+    pollster::block_on(BackendFactory::new(BackendChoice::Cpu)).unwrap()
+}
+
+/// Steps a run to the end (or until `stop_after_jobs` jobs finished) and returns its events.
+fn drive(run: &mut ExperimentRun, stop_after_jobs: Option<usize>) -> Vec<RunEvent> {
+    let mut events = Vec::new();
+    while !run.is_done() {
+        let ev = pollster::block_on(run.step()).unwrap();
+        let finished = ev.iter().any(|e| matches!(e, RunEvent::JobFinished { .. }));
+        events.extend(ev);
+        if finished && stop_after_jobs.is_some_and(|n| run.results().jobs.len() >= n) {
+            break;
+        }
+    }
+    events
+}
+
+fn whole_run(json: &str) -> ExperimentRun {
+    let cfg = ExperimentConfig::from_json(json).unwrap();
+    let mut run = ExperimentRun::new(cfg, None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    drive(&mut run, None);
+    run
+}
+
+/// The per-model results, without wall-clock seconds (which differ run to run).
+fn models_json(r: &ExperimentResults) -> String {
+    serde_json::to_string(&r.jobs.iter().map(|j| (&j.job, &j.models)).collect::<Vec<_>>()).unwrap()
+}
+
+#[test]
+fn every_shipped_preset_parses_and_plans_into_valid_groups() {
+    for (id, _) in PRESETS {
+        let cfg = preset(id, None).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let jobs = plan(&cfg).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert!(!jobs.is_empty(), "{id}");
+        for j in &jobs {
+            assert!(j.train.models.len() <= cfg.max_models_per_group, "{id}: group of {}", j.train.models.len());
+            assert_eq!(j.tags.len(), j.train.models.len());
+            j.train.validate().unwrap();
+        }
+        assert!(!cfg.claim.is_empty() && !cfg.description.is_empty(), "{id} explains itself");
+    }
+}
+
+#[test]
+fn each_bad_field_is_refused_with_its_name() {
+    let cases = [
+        (r#"{"seeds": []}"#, "`seeds`"),
+        (r#"{"seeds": [1, 1]}"#, "distinct"),
+        (r#"{"id": "has space"}"#, "`id`"),
+        (r#"{"budget": {"steps": null, "epochs": 0}}"#, "budget.epochs"),
+        (r#"{"budget": {"steps": 0}}"#, "budget.steps"),
+        (r#"{"momentum": 1.0}"#, "`momentum`"),
+        (r#"{"analysis": {"confidence": 1.5}}"#, "analysis.confidence"),
+        (r#"{"analysis": {"lanczos_iterations": 0}}"#, "analysis.lanczos_iterations"),
+        (r#"{"max_models_per_group": 0}"#, "max_models_per_group"),
+        (r#"{"experiment": {"lrs": [0.1, -1]}}"#, "experiment.lrs[1]"),
+        (r#"{"experiment": {"batch_sizes": []}}"#, "experiment.batch_sizes"),
+        (r#"{"experiment": {"extra_budgets": [{"steps": 0}]}}"#, "experiment.extra_budgets[0]"),
+        (r#"{"experiment": {"learning_rates": [0.1]}}"#, "unknown field `learning_rates`"),
+        (r#"{"data": {"kind": "two_spirals", "n": 1}}"#, "data.n"),
+    ];
+    for (patch, field) in cases {
+        let e = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(patch)).unwrap_err().to_string();
+        assert!(e.contains(field), "patch {patch}: expected {field} in: {e}");
+    }
+    let e = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some("{not json")).unwrap_err().to_string();
+    assert!(e.contains("(override)"), "{e}");
+    let e = preset("e6-breakdown", Some(r#"{"experiment": {"betas": [1, 64]}}"#)).and_then(|c| plan(&c)).unwrap_err().to_string();
+    assert!(e.contains("experiment.betas[1]") && e.contains("more than"), "{e}");
+    let e = preset("e5-memorization", Some(r#"{"dataset": null, "data": {"kind": "xor", "n": 64}}"#)).unwrap_err().to_string();
+    assert!(e.contains("real data set"), "{e}");
+}
+
+#[test]
+fn a_merge_patch_merges_objects_replaces_arrays_and_deletes_nulls() {
+    let mut v = serde_json::json!({"a": {"b": 1, "c": [1, 2]}, "d": 4});
+    merge_patch(&mut v, &serde_json::json!({"a": {"c": [3], "e": 5}, "d": null}));
+    assert_eq!(v, serde_json::json!({"a": {"b": 1, "c": [3], "e": 5}}));
+}
+
+#[test]
+fn the_ratio_sweep_plans_one_model_per_cell_seed_and_budget_grouped_by_batch_size() {
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let jobs = plan(&cfg).unwrap();
+    assert_eq!(jobs.len(), 4, "2 batch sizes × 2 budgets");
+    let mut cells: Vec<(u32, usize, u64, usize)> = jobs.iter().flat_map(|j| j.tags.iter().map(|t| (t.lr.to_bits(), t.batch_size, t.seed, t.budget_index))).collect();
+    cells.sort();
+    cells.dedup();
+    assert_eq!(cells.len(), 2 * 2 * 2 * 2);
+    for j in &jobs {
+        assert!(j.tags.iter().all(|t| t.batch_size == j.train.batch_size));
+        let expected = if j.tags[0].budget_index == 0 { 24 } else { (96.0 / j.train.batch_size as f64).round() as usize };
+        assert_eq!(j.train.steps, expected, "{}", j.label);
+        assert_eq!(j.train.eval_every, j.train.steps / 2);
+    }
+}
+
+#[test]
+fn the_schedules_preset_pairs_a_cyclic_learning_rate_with_the_matching_cyclic_batch_size() {
+    let cfg = preset("e4-schedules", None).unwrap();
+    let jobs = plan(&cfg).unwrap();
+    let clr = jobs.iter().find(|j| j.label == "cyclic learning rate").unwrap();
+    let cbs = jobs.iter().find(|j| j.label == "cyclic batch size").unwrap();
+    assert_eq!(clr.train.schedule.as_ref().unwrap().of, ScheduleTarget::LearningRate);
+    assert_eq!(cbs.train.schedule.as_ref().unwrap().of, ScheduleTarget::BatchSize);
+    for stage in 0..8 {
+        let ratio = |j: &sgd_lab::experiments::Job| f64::from(j.train.models[0].lr * j.train.lr_factor_at_stage(stage)) / j.train.batch_at_stage(stage) as f64;
+        // Equal up to rounding the batch size to whole examples (B·max f / f).
+        assert!((ratio(clr) / ratio(cbs) - 1.0).abs() < 5e-3, "stage {stage}");
+    }
+    assert!(cbs.train.steps < clr.train.steps, "the cyclic batch size takes fewer steps for the same epochs");
+}
+
+#[test]
+fn edge_of_stability_uses_the_whole_training_set_as_the_full_batch_and_measures_during_training() {
+    let cfg = preset("edge-of-stability", None).unwrap();
+    let jobs = plan(&cfg).unwrap();
+    let full = jobs.iter().find(|j| j.label.starts_with("full batch")).unwrap();
+    assert_eq!(full.train.batch_size, 1000);
+    let sh = full.train.sharpness.as_ref().unwrap();
+    assert_eq!(sh.every, 1000 / 20);
+}
+
+#[test]
+fn a_sweep_runs_to_the_end_with_every_model_measured_and_progress_reaching_one() {
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let mut run = ExperimentRun::new(cfg, None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    let events = drive(&mut run, None);
+    let fractions: Vec<f64> = events.iter().filter_map(|e| if let RunEvent::Progress { fraction, .. } = e { Some(*fraction) } else { None }).collect();
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress never goes back");
+    assert!((fractions.last().unwrap() - 1.0).abs() < 1e-12);
+    assert_eq!(events.iter().filter(|e| matches!(e, RunEvent::JobStarted { .. })).count(), 4);
+    assert!(matches!(events.last(), Some(RunEvent::Finished)));
+    let r = run.results();
+    assert!(r.complete());
+    assert_eq!(r.models().count(), 16);
+    for m in r.models() {
+        assert!(m.lambda_max.unwrap() > 0.0 && m.trace.unwrap().is_finite(), "{:?}", m.tag);
+        assert_eq!(m.curve.len(), 2, "two evaluations, evenly spaced, the last at the end");
+        assert_eq!(m.curve.last(), Some(&m.last));
+        assert!(m.last.train_loss.is_finite() && m.steps == m.last.step);
+    }
+    let csv = r.to_csv();
+    assert_eq!(csv.lines().count(), 17, "a header and one row per model");
+}
+
+#[test]
+fn a_run_resumed_from_saved_results_ends_bit_identical_to_an_uninterrupted_one() {
+    let whole = whole_run(TINY_SWEEP);
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let mut first = ExperimentRun::new(cfg.clone(), None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    drive(&mut first, Some(2));
+    assert_eq!(first.results().jobs.len(), 2);
+    let saved = ExperimentResults::from_json(&first.results().to_json()).unwrap();
+    drop(first);
+    let mut resumed = ExperimentRun::new(cfg, None, cpu(), synthetic(), Some(saved), HashMap::new()).unwrap();
+    let events = drive(&mut resumed, None);
+    assert_eq!(events.iter().filter(|e| matches!(e, RunEvent::JobStarted { .. })).count(), 2, "only the missing groups run");
+    assert_eq!(models_json(resumed.results()), models_json(whole.results()));
+}
+
+#[test]
+fn resuming_with_another_config_is_refused() {
+    let whole = whole_run(TINY_SWEEP);
+    let other = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"seeds": [7]}"#)).unwrap();
+    let e = ExperimentRun::new(other, None, cpu(), synthetic(), Some(whole.results().clone()), HashMap::new()).err().unwrap().to_string();
+    assert!(e.contains("different configuration"), "{e}");
+}
+
+#[test]
+fn shards_merge_into_the_results_of_the_whole_run() {
+    let whole = whole_run(TINY_SWEEP);
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let mut parts = Vec::new();
+    for i in 0..3 {
+        let mut run = ExperimentRun::new(cfg.clone(), Some((i, 3)), cpu(), synthetic(), None, HashMap::new()).unwrap();
+        drive(&mut run, None);
+        assert!(run.results().jobs.iter().all(|j| j.job % 3 == i));
+        parts.push(run.results().clone());
+    }
+    assert!(!parts[0].complete());
+    let merged = ExperimentResults::merge(parts).unwrap();
+    assert!(merged.complete());
+    assert_eq!(models_json(&merged), models_json(whole.results()));
+    let e = ExperimentResults::merge(vec![merged.clone(), ExperimentResults::new(ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"seeds": [9]}"#)).unwrap(), 4, None)]).unwrap_err();
+    assert!(e.to_string().contains("different"), "{e}");
+}
+
+#[test]
+fn interpolations_join_the_minima_of_each_seed_so_their_ends_match_the_final_losses() {
+    let run = whole_run(TINY_INTERPOLATION);
+    let r = run.results();
+    assert_eq!(r.interpolations.len(), 2, "one pair × two seeds");
+    for i in &r.interpolations {
+        assert_eq!(i.alphas, vec![-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]);
+        for (end, alpha_index) in [(0, 2), (1, 4)] {
+            let m = r.models().find(|m| m.tag.setting == Some(i.settings[end]) && m.tag.seed == i.seed).unwrap();
+            let (a, b) = (i.train_loss[alpha_index], m.last.train_loss);
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "seed {} end {end}: {a} vs final {b}", i.seed);
+        }
+    }
+}
+
+#[test]
+fn an_interpolation_without_the_kept_parameters_says_where_they_should_have_been() {
+    let done = whole_run(TINY_INTERPOLATION);
+    let mut saved = done.results().clone();
+    saved.interpolations.clear();
+    let cfg = saved.config.clone();
+    let mut run = ExperimentRun::new(cfg, None, cpu(), synthetic(), Some(saved), HashMap::new()).unwrap();
+    let e = pollster::block_on(run.step()).unwrap_err().to_string();
+    assert!(e.contains("params/job-"), "{e}");
+}
+
+#[test]
+fn every_report_of_a_tiny_run_is_well_formed() {
+    for json in [TINY_SWEEP, TINY_INTERPOLATION] {
+        let run = whole_run(json);
+        let rep = build(run.results()).unwrap();
+        assert!(!rep.claims.is_empty() && rep.caveats.len() >= 5);
+        for c in &rep.claims {
+            assert!(!c.statement.is_empty() && !c.statistic.is_empty() && !c.value.is_empty(), "{c:?}");
+        }
+        let md = rep.to_markdown("figures");
+        for f in &rep.figures {
+            assert!(f.svg.starts_with("<svg") && f.svg.trim_end().ends_with("</svg>"), "{}", f.name);
+            assert!(md.contains(&format!("figures/{}.svg", f.name)));
+        }
+        assert!(md.contains("Dinh et al., 2017") && md.contains("(1 − B/N)") && md.contains("Luo et al., 2020"));
+    }
+}
+
+#[test]
+fn a_report_of_unfinished_results_is_refused() {
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let e = build(&ExperimentResults::new(cfg, 4, None)).unwrap_err().to_string();
+    assert!(e.contains("0 of 4 groups"), "{e}");
+}
+
+/// Results of a sweep whose λ_max is `f(η, B)` exactly, one model per cell and seed (seed noise ×(1 ± 1 %)).
+fn synthetic_sweep(f: impl Fn(f64, f64) -> f64) -> ExperimentResults {
+    let lrs = [0.00625f32, 0.0125, 0.025, 0.05];
+    let bs = [62usize, 125, 250, 500, 1000];
+    let cfg = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"experiment": {"lrs": [0.00625, 0.0125, 0.025, 0.05], "batch_sizes": [62, 125, 250, 500, 1000], "extra_budgets": []}, "seeds": [1, 2, 3]}"#)).unwrap();
+    let mut models = Vec::new();
+    for &lr in &lrs {
+        for &b in &bs {
+            for seed in 1..=3u64 {
+                let noise = 1.0 + 0.01 * (seed as f64 - 2.0);
+                let lam = f(f64::from(lr), b as f64) * noise;
+                models.push(ModelResult {
+                    tag: ModelTag { lr, batch_size: b, seed, momentum: 0.0, budget_index: 0, budget: "24 steps".into(), setting: None, label: String::new(), train_size: 96, random_label_fraction: 0.0, beta: None },
+                    job: 0,
+                    slot: models.len(),
+                    steps: 24,
+                    epochs: 1.0,
+                    diverged_at: None,
+                    last: CurvePoint { train_accuracy: 1.0 / lam, ..Default::default() },
+                    curve: Vec::new(),
+                    lambda_max: Some(lam),
+                    trace: None,
+                    trace_std_error: None,
+                    sharpness: Vec::new(),
+                });
+            }
+        }
+    }
+    let mut r = ExperimentResults::new(cfg, 1, None);
+    r.jobs.push(JobResult { job: 0, backend: "made up".into(), seconds: 0.0, models });
+    r
+}
+
+fn verdict_of(r: &ExperimentResults, starts: &str) -> Verdict {
+    build(r).unwrap().claims.iter().find(|c| c.statement.starts_with(starts)).unwrap_or_else(|| panic!("no claim starting {starts}")).verdict
+}
+
+#[test]
+fn when_lambda_max_is_a_function_of_the_ratio_alone_the_sweep_claims_hold() {
+    let r = synthetic_sweep(|lr, b| 10.0 * (lr / b).powf(-0.5));
+    assert_eq!(verdict_of(&r, "Higher η/B gives smaller λ_max"), Verdict::Holds);
+    assert_eq!(verdict_of(&r, "λ_max depends on η and B only through η/B"), Verdict::Holds);
+    assert_eq!(verdict_of(&r, "Cells with the same η/B"), Verdict::Holds);
+}
+
+#[test]
+fn when_lambda_max_depends_on_the_learning_rate_alone_exchangeability_does_not_hold() {
+    let r = synthetic_sweep(|lr, _| 10.0 * lr.powf(-0.5));
+    assert_eq!(verdict_of(&r, "λ_max depends on η and B only through η/B"), Verdict::DoesNotHold);
+    assert_eq!(verdict_of(&r, "Cells with the same η/B"), Verdict::DoesNotHold);
+}
+
+#[test]
+fn when_sharpness_grows_with_the_ratio_the_direction_claim_does_not_hold() {
+    let r = synthetic_sweep(|lr, b| 10.0 * (lr / b).powf(0.5));
+    assert_eq!(verdict_of(&r, "Higher η/B gives smaller λ_max"), Verdict::DoesNotHold);
+    assert_eq!(verdict_of(&r, "Higher η/B gives better"), Verdict::DoesNotHold);
+}
