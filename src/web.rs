@@ -17,6 +17,9 @@
 //! // after (or during) the run: loss and accuracy on the training set along (1−α)·θ₀ + α·θ, α ∈ [−0.5, 1.5]
 //! const { alpha, loss, accuracy } = await lab.interpolateFromInit(25 /* points */, 0 /* model */);
 //! ```
+//!
+//! `Lab` is one training run; the paper's experiments (presets of many runs, with results and reports)
+//! are driven by `Experiment` in [`crate::web_experiments`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -29,7 +32,7 @@ use crate::analysis::landscape::{interpolate, linspace, EvalSet};
 use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
 use crate::backend::Backend;
 use crate::data::prepare::prepare;
-use crate::data::RawData;
+use crate::data::{DatasetConfig, RawData};
 use crate::error::LabError;
 use crate::train::{RunData, TrainConfig, Trainer};
 
@@ -153,9 +156,7 @@ impl Lab {
             })?;
             let raw = RawData::from_files(dataset.name, &train_images, &train_labels, &test_images, &test_labels).map_err(to_js)?;
             drop((train_images, train_labels, test_images, test_labels));
-            let prepared = prepare(&raw, &dataset.options(raw.train.len())).map_err(to_js)?;
-            drop(raw);
-            RunData::from_prepared(prepared).map_err(to_js)?
+            run_data_from_raw(&raw, dataset).map_err(to_js)?
         };
         Self::start(config, prefer_gpu, data).await
     }
@@ -311,6 +312,14 @@ impl Lab {
     }
 }
 
-fn to_js(e: crate::LabError) -> JsError {
+/// The data of a run on a real `dataset` from its parsed files: the training subset, validation split and
+/// random labels `dataset` asks for (`docs/data.md`). Shared with [`crate::web_experiments`], whose jobs
+/// each prepare their own data from one parsed set.
+pub(crate) fn run_data_from_raw(raw: &RawData, dataset: &DatasetConfig) -> Result<RunData, LabError> {
+    RunData::from_prepared(prepare(raw, &dataset.options(raw.train.len()))?)
+}
+
+/// A lab error as a JavaScript `Error` with the same message.
+pub(crate) fn to_js(e: crate::LabError) -> JsError {
     JsError::new(&e.to_string())
 }

@@ -2,6 +2,9 @@
 //! `wasm-pack test --headless --chrome` (webdriver.json turns WebGPU on; see scripts/test).
 #![cfg(target_arch = "wasm32")]
 
+mod common_web;
+
+use common_web::{get, tiny_files};
 use sgd_lab::web::Lab;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -19,11 +22,6 @@ fn config(steps: usize, lr: f32) -> String {
             "models":[{{"lr":{lr},"momentum":0.9,"weight_decay":0.0,"seed":1}}],
             "eval_every":50,"chunk_steps":25}}"#
     )
-}
-
-/// Reads `obj[key]` (a JS property) as a JsValue.
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    js_sys::Reflect::get(obj, &JsValue::from_str(key)).expect("property access")
 }
 
 /// Runs `lab` to the end; returns (event types in order, every step's loss of model 0).
@@ -103,46 +101,6 @@ async fn a_second_step_while_one_is_running_is_rejected_not_panicked_on() {
 }
 
 // --- a real data set from bytes: Lab.createWithData on a tiny hand-built IDX "Fashion-MNIST" -----------
-
-/// Deterministic pseudo-random bytes (an LCG): the test needs no RNG crate.
-struct Lcg(u32);
-impl Lcg {
-    fn next(&mut self) -> u8 {
-        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (self.0 >> 24) as u8
-    }
-}
-
-/// `n` 28×28 images, class `i % 10`, each lighting up the two pixel rows of its class over dim noise;
-/// returns the IDX image file and the IDX label file (plain bytes).
-fn tiny_idx(n: usize, seed: u32) -> (Vec<u8>, Vec<u8>) {
-    let mut rng = Lcg(seed);
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    let mut pixels = Vec::with_capacity(n * 784);
-    for &c in &labels {
-        for row in 0..28 {
-            let lit = row / 2 == c as usize;
-            for _ in 0..28 {
-                pixels.push(if lit { 180 + rng.next() / 4 } else { rng.next() / 6 });
-            }
-        }
-    }
-    (sgd_lab::data::idx::encode_images(n as u32, 28, 28, &pixels), sgd_lab::data::idx::encode_labels(&labels))
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-/// The four files of a tiny set: 60 training images (the training file is gzipped, as served) and 20 test images.
-fn tiny_files() -> [Vec<u8>; 4] {
-    let (train_images, train_labels) = tiny_idx(60, 1);
-    let (test_images, test_labels) = tiny_idx(20, 2);
-    [gzip(&train_images), train_labels, test_images, test_labels]
-}
 
 /// 784→16→10 on 40 training examples (10 with random labels), 10 held out for validation.
 fn real_config(steps: usize, train_size: usize) -> String {
