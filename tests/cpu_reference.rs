@@ -68,7 +68,8 @@ fn assert_rel(actual: &[f64], expected: &[f64], rel: f64, what: &str) {
         .iter()
         .zip(expected)
         .enumerate()
-        .filter(|(_, (a, e))| !((*a - *e).abs() <= rel * scale))
+        // A NaN difference counts as a mismatch.
+        .filter(|(_, (a, e))| (*a - *e).abs().partial_cmp(&(rel * scale)).is_none_or(|o| o == std::cmp::Ordering::Greater))
         .take(5)
         .map(|(i, (a, e))| format!("[{i}] {a} vs {e}"))
         .collect();

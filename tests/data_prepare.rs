@@ -177,11 +177,12 @@ fn per_pixel_normalisation_gives_each_training_pixel_mean_0_and_std_1() {
     let p = prepare(&raw(), &o).unwrap();
     let (scale, _) = p.train.normalisation().unwrap();
     assert!(scale.windows(2).any(|w| w[0] != w[1]), "pixels get their own scales");
-    for c in 0..p.train.dim {
+    assert_eq!(scale.len(), p.train.dim);
+    for (c, &pixel_scale) in scale.iter().enumerate() {
         let col: Vec<f64> = (0..p.train.n).map(|r| p.train.feature(r, c) as f64).collect();
         let mean = col.iter().sum::<f64>() / col.len() as f64;
         let std = (col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / col.len() as f64).sqrt();
-        if scale[c] == 0.0 {
+        if pixel_scale == 0.0 {
             assert!(col.iter().all(|&x| x == 0.0), "a constant pixel becomes the feature 0");
         } else {
             assert!(mean.abs() < 1e-5 && (std - 1.0).abs() < 1e-5, "pixel {c}: mean {mean}, std {std}");

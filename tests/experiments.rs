@@ -203,6 +203,21 @@ fn a_run_resumed_from_saved_results_ends_bit_identical_to_an_uninterrupted_one()
 }
 
 #[test]
+fn results_with_diverged_models_are_saved_and_read_back_for_resuming() {
+    let json = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"experiment": {"lrs": [0.05, 1e6], "extra_budgets": []}}"#)).unwrap().to_json();
+    let run = whole_run(&json);
+    let r = run.results();
+    let diverged: Vec<&ModelResult> = r.models().filter(|m| !m.ok()).collect();
+    assert_eq!(diverged.len(), 4, "η = 1e6 diverges for both seeds and both batch sizes");
+    assert!(diverged.iter().all(|m| m.diverged_at.is_some() && m.tag.lr == 1e6));
+    assert!(r.models().filter(|m| m.ok()).all(|m| m.last.train_loss.is_finite()));
+    let back = ExperimentResults::from_json(&r.to_json()).unwrap();
+    assert_eq!(models_json(&back), models_json(r));
+    let rep = build(&back).unwrap();
+    assert!(rep.tables[0].contains("| 1 of 2 |") || rep.tables[0].contains("| 2 of 2 |"), "diverged models are counted: {}", rep.tables[0]);
+}
+
+#[test]
 fn resuming_with_another_config_is_refused() {
     let whole = whole_run(TINY_SWEEP);
     let other = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"seeds": [7]}"#)).unwrap();
@@ -338,3 +353,28 @@ fn when_sharpness_grows_with_the_ratio_the_direction_claim_does_not_hold() {
     assert_eq!(verdict_of(&r, "Higher η/B gives smaller λ_max"), Verdict::DoesNotHold);
     assert_eq!(verdict_of(&r, "Higher η/B gives better"), Verdict::DoesNotHold);
 }
+
+/// The same tiny sweep on the GPU: every model ends where the CPU's does (f32 on both; the trajectories
+/// agree to rounding), and λ_max agrees to the Lanczos estimate's own rounding.
+async fn a_sweep_on_the_gpu_matches_the_cpu_model_by_model() {
+    let cfg = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"analysis": {"trace_samples": 0}, "experiment": {"extra_budgets": []}}"#)).unwrap();
+    let gpu = BackendFactory::with_gpu(common::ctx().await);
+    let mut on_gpu = ExperimentRun::new(cfg.clone(), None, gpu, synthetic(), None, HashMap::new()).unwrap();
+    while !on_gpu.is_done() {
+        on_gpu.step().await.unwrap();
+    }
+    let mut on_cpu = ExperimentRun::new(cfg, None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    while !on_cpu.is_done() {
+        on_cpu.step().await.unwrap();
+    }
+    let (g, c): (Vec<&ModelResult>, Vec<&ModelResult>) = (on_gpu.results().models().collect(), on_cpu.results().models().collect());
+    assert_eq!(g.len(), 8);
+    assert!(on_gpu.results().jobs[0].backend.starts_with("GPU"));
+    for (g, c) in g.iter().zip(&c) {
+        assert_eq!(g.tag, c.tag);
+        let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * b.abs().max(1e-3);
+        assert!(close(g.last.train_loss, c.last.train_loss, 1e-3), "{:?}: loss {} vs {}", g.tag, g.last.train_loss, c.last.train_loss);
+        assert!(close(g.lambda_max.unwrap(), c.lambda_max.unwrap(), 1e-2), "{:?}: λ_max {:?} vs {:?}", g.tag, g.lambda_max, c.lambda_max);
+    }
+}
+common::gpu_test!(a_sweep_on_the_gpu_matches_the_cpu_model_by_model);

@@ -29,7 +29,7 @@ const COMMON: &str = r#""dataset": {"train_size": 300, "validation_size": 200}, 
 /// A merge patch per preset that shrinks it to seconds.
 fn tiny(preset: &str) -> String {
     let specific = match preset {
-        "e1-ratio-sweep" => r#""budget": {"epochs": 1}, "experiment": {"lrs": [0.0125, 0.05], "batch_sizes": [62, 125], "extra_budgets": [{"steps": 5}]}"#,
+        "e1-ratio-sweep" | "e1-ratio-sweep-deep" => r#""budget": {"epochs": 1}, "experiment": {"lrs": [0.0125, 0.05], "batch_sizes": [62, 125], "extra_budgets": [{"steps": 5}]}"#,
         "e2-interpolation-ratios" => r#""budget": {"epochs": 1}, "experiment": {"settings": [{"lr": 0.1, "batch_size": 32}, {"lr": 0.1, "batch_size": 128}, {"lr": 0.01, "batch_size": 32}], "alphas": {"from": -1, "to": 2, "points": 7}}"#,
         "e3-interpolation-equal-ratio" => r#""budget": {"epochs": 1}, "experiment": {"alphas": {"from": -1, "to": 2, "points": 7}}"#,
         "e4-schedules" => r#""budget": {"epochs": 1}, "experiment": {"batch_size": 32, "stage_epochs": 0.25, "constant": [{"lr": 0.01, "batch_size": 32}, {"lr": 0.05, "batch_size": 160}]}"#,

@@ -230,8 +230,8 @@ fn lanczos_recovers_a_known_spectrum_exactly_and_power_iteration_its_dominant_ei
     for m in 0..2 {
         let mut want = spectra[m].to_vec();
         want.sort_by(|a, b| b.total_cmp(a));
-        for j in 0..4 {
-            assert!((res[m].eigenvalues[j] - want[j]).abs() < 1e-10, "model {m} eigenvalue {j}: {} vs {}", res[m].eigenvalues[j], want[j]);
+        for (j, (got, want)) in res[m].eigenvalues.iter().zip(&want).take(4).enumerate() {
+            assert!((got - want).abs() < 1e-10, "model {m} eigenvalue {j}: {got} vs {want}");
         }
     }
     // The first matrix has rank 10: Lanczos stops early at an invariant subspace without losing accuracy.

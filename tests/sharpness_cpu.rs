@@ -66,7 +66,7 @@ fn small_epsilon_approaches_the_first_order_value() {
         for r in &rep.models {
             let ratio = r.sharpness / r.first_order;
             println!("eps {eps}: sharpness {} first order {} ratio {ratio}", r.sharpness, r.first_order);
-            assert_eq!(r.best_step >= 1, true);
+            assert!(r.best_step >= 1, "the best point is found after at least one ascent step");
             assert!((ratio - 1.0).abs() < 20.0 * eps + 2e-3, "ratio {ratio}");
         }
     }

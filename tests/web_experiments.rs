@@ -1,6 +1,6 @@
 //! Browser tests of the experiments' JavaScript face (`sgd_lab::web_experiments`), run inside Chromium by
 //! `wasm-pack test --headless --chrome --test web_experiments` (see scripts/test). Everything runs on the CPU
-//! at a tiny scale; the report is not exercised here (it is still being written).
+//! at a tiny scale; the claims report of a finished sweep.
 #![cfg(target_arch = "wasm32")]
 
 mod common_web;
@@ -74,9 +74,9 @@ fn saved(ex: &Experiment) -> ExperimentResults {
 }
 
 #[wasm_bindgen_test]
-fn presets_lists_the_seven_presets_with_ids_and_parseable_json() {
+fn presets_lists_every_shipped_preset_with_ids_and_parseable_json() {
     let list = js_sys::Array::from(&presets().expect("presets()"));
-    assert_eq!(list.length(), 7);
+    assert_eq!(list.length() as usize, PRESETS.len());
     for (p, (id, _)) in list.iter().zip(PRESETS) {
         assert_eq!(get(&p, "id").as_string().unwrap(), id);
         let json = get(&p, "json").as_string().unwrap();
@@ -133,6 +133,21 @@ async fn a_tiny_ratio_sweep_runs_to_done_on_the_cpu_with_one_model_per_setting()
     assert_eq!(get(&model, "lambda_max").as_f64(), r.jobs[1].models[3].lambda_max);
     assert!(get(&get(&model, "last"), "train_loss").as_f64().unwrap().is_finite());
     assert_eq!(ex.results_csv().lines().count(), 9);
+    // The claims report: claims with verdicts, SVG figures, and Markdown linking them.
+    let rep = ex.report().expect("report()");
+    let claims = js_sys::Array::from(&get(&rep, "claims"));
+    assert!(claims.length() >= 4);
+    for c in claims.iter() {
+        let v = get(&c, "verdict").as_string().unwrap();
+        assert!(["holds", "does_not_hold", "inconclusive"].contains(&v.as_str()), "{v}");
+    }
+    let figures = js_sys::Array::from(&get(&rep, "figures"));
+    assert!(figures.length() >= 3);
+    let markdown = get(&rep, "markdown").as_string().unwrap();
+    for f in figures.iter() {
+        assert!(get(&f, "svg").as_string().unwrap().starts_with("<svg"));
+        assert!(markdown.contains(&format!("{}.svg", get(&f, "name").as_string().unwrap())));
+    }
     // Done: a further step reports nothing.
     assert!(step(&ex).await.unwrap().is_empty());
 }

@@ -18,7 +18,8 @@ pub enum BackendChoice {
     Auto,
 }
 
-/// Either backend, chosen at run time.
+/// Either backend, chosen at run time. (One per run, so the size difference of the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum AnyBackend {
     /// The f32 CPU backend.
     Cpu(CpuBackend<f32>),

@@ -60,7 +60,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Loads `results.json` and the kept parameters of a run directory, if it has them.
-fn load_dir(dir: &Path) -> Result<Option<(ExperimentResults, HashMap<usize, Vec<f32>>)>> {
+/// Saved results and the kept final parameters by job index.
+type Saved = (ExperimentResults, HashMap<usize, Vec<f32>>);
+
+fn load_dir(dir: &Path) -> Result<Option<Saved>> {
     let rp = dir.join("results.json");
     if !rp.exists() {
         return Ok(None);

@@ -241,8 +241,8 @@ fn base_config(cfg: &ExperimentConfig, run: &RunSpec) -> Result<TrainConfig> {
         Budget::Epochs(e) => t.steps_for_epochs(e),
         Budget::Steps(s) => s,
     };
-    if cfg.analysis.evaluations > 0 {
-        t.eval_every = (t.steps / cfg.analysis.evaluations).max(1);
+    if let Some(every) = t.steps.checked_div(cfg.analysis.evaluations) {
+        t.eval_every = every.max(1);
     }
     if let Some(m) = run.measurements {
         t.sharpness = Some(SharpnessSchedule {

@@ -4,8 +4,9 @@ use super::spec::ExperimentConfig;
 use crate::error::{LabError, Result};
 
 /// `(id, JSON)` of every shipped preset, in the paper's order.
-pub const PRESETS: [(&str, &str); 7] = [
+pub const PRESETS: [(&str, &str); 8] = [
     ("e1-ratio-sweep", include_str!("../../presets/e1-ratio-sweep.json")),
+    ("e1-ratio-sweep-deep", include_str!("../../presets/e1-ratio-sweep-deep.json")),
     ("e2-interpolation-ratios", include_str!("../../presets/e2-interpolation-ratios.json")),
     ("e3-interpolation-equal-ratio", include_str!("../../presets/e3-interpolation-equal-ratio.json")),
     ("e4-schedules", include_str!("../../presets/e4-schedules.json")),

@@ -8,6 +8,42 @@ use super::plan::ModelTag;
 use super::spec::ExperimentConfig;
 use crate::error::{LabError, Result};
 
+/// Non-finite numbers (a diverged model's loss) are written as JSON `null` and read back as NaN, since
+/// JSON has no NaN: without this a results file with a diverged model could not be read back to resume.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    /// The same for every element of a vector.
+    pub mod vec {
+        use serde::ser::SerializeSeq;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(v.len()))?;
+            for x in v {
+                seq.serialize_element(&x.is_finite().then_some(*x))?;
+            }
+            seq.end()
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+            Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+        }
+    }
+}
+
 /// Loss and accuracy of one model at one point of training.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
@@ -16,8 +52,10 @@ pub struct CurvePoint {
     /// Epochs done (examples seen / N).
     pub epoch: f64,
     /// Training loss (on the labels trained on).
+    #[serde(with = "nan_as_null")]
     pub train_loss: f64,
     /// Training accuracy (on the labels trained on).
+    #[serde(with = "nan_as_null")]
     pub train_accuracy: f64,
     /// Validation loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,8 +80,10 @@ pub struct SharpnessPoint {
     /// Steps done.
     pub step: usize,
     /// λ_max of the loss over the Hessian subset.
+    #[serde(with = "nan_as_null")]
     pub lambda_max: f64,
     /// 2(1 + μ)/η at that step.
+    #[serde(with = "nan_as_null")]
     pub threshold: f64,
 }
 
@@ -112,14 +152,18 @@ pub struct InterpolationResult {
     /// The α grid.
     pub alphas: Vec<f64>,
     /// Training loss and accuracy at each α.
+    #[serde(with = "nan_as_null::vec")]
     pub train_loss: Vec<f64>,
     /// Training accuracy at each α.
+    #[serde(with = "nan_as_null::vec")]
     pub train_accuracy: Vec<f64>,
     /// Validation loss at each α (when there is a validation split).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(with = "nan_as_null::vec")]
     pub validation_loss: Vec<f64>,
     /// Validation accuracy at each α.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(with = "nan_as_null::vec")]
     pub validation_accuracy: Vec<f64>,
 }
 

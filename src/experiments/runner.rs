@@ -318,9 +318,9 @@ impl ExperimentRun {
             let sh = SharpnessSchedule { every: 1, examples: a.hessian_examples, iterations: a.lanczos_iterations, trace: a.trace_samples > 0 };
             if let Event::Sharpness { lambda_max, trace, trace_std_error, .. } = cur.trainer.measure_curvature(&sh).await? {
                 for (m, r) in cur.models.iter_mut().enumerate() {
-                    r.lambda_max = Some(lambda_max[m]);
-                    r.trace = trace.as_ref().map(|t| t[m]);
-                    r.trace_std_error = trace_std_error.as_ref().map(|t| t[m]);
+                    r.lambda_max = finite(lambda_max[m]);
+                    r.trace = trace.as_ref().and_then(|t| finite(t[m]));
+                    r.trace_std_error = trace_std_error.as_ref().and_then(|t| finite(t[m]));
                 }
             }
             cur.measured = true;
@@ -396,6 +396,11 @@ impl ExperimentRun {
     }
 }
 
+/// `Some(x)` for a finite x: a non-finite measurement (a diverged model's) is recorded as absent.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
 /// Model `m`'s metrics from an evaluation.
 fn curve_point(e: &Evaluation, m: usize, step: usize, epoch: f64) -> CurvePoint {
     let pick = |v: &Option<Vec<crate::backend::EvalMetrics>>| v.as_ref().map(|v| v[m]);
@@ -404,10 +409,10 @@ fn curve_point(e: &Evaluation, m: usize, step: usize, epoch: f64) -> CurvePoint 
         epoch,
         train_loss: e.train[m].loss,
         train_accuracy: e.train[m].accuracy,
-        validation_loss: pick(&e.validation).map(|x| x.loss),
-        validation_accuracy: pick(&e.validation).map(|x| x.accuracy),
-        corrupted_accuracy: pick(&e.train_corrupted).map(|x| x.accuracy),
-        clean_accuracy: pick(&e.train_clean).map(|x| x.accuracy),
-        test_accuracy: pick(&e.test).map(|x| x.accuracy),
+        validation_loss: pick(&e.validation).and_then(|x| finite(x.loss)),
+        validation_accuracy: pick(&e.validation).and_then(|x| finite(x.accuracy)),
+        corrupted_accuracy: pick(&e.train_corrupted).and_then(|x| finite(x.accuracy)),
+        clean_accuracy: pick(&e.train_clean).and_then(|x| finite(x.accuracy)),
+        test_accuracy: pick(&e.test).and_then(|x| finite(x.accuracy)),
     }
 }

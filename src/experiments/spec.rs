@@ -338,7 +338,7 @@ impl ExperimentConfig {
         if !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
             return Err(LabError::config("weight_decay", format!("must be finite and ≥ 0, got {}", self.weight_decay)));
         }
-        if !(self.divergence_threshold > 0.0) {
+        if self.divergence_threshold.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(LabError::config("divergence_threshold", format!("must be > 0, got {}", self.divergence_threshold)));
         }
         let a = &self.analysis;

@@ -233,7 +233,8 @@ impl TrainConfig {
                 format!("{} is larger than the {n} training examples; use at most {n}, or sampling \"with_replacement\"", self.batch_size),
             ));
         }
-        if !(self.divergence_threshold > 0.0) {
+        // Written so that NaN is refused too.
+        if self.divergence_threshold.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(LabError::config("divergence_threshold", format!("must be > 0, got {}", self.divergence_threshold)));
         }
         if let Some(sh) = &self.sharpness {

@@ -79,8 +79,9 @@ enum Src {
     V,
 }
 
-/// One dispatch of a chunk's program.
+/// One dispatch of a chunk's program. (A few dozen per program: their size does not matter.)
 #[derive(Clone, Copy, Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Op {
     Gather(GatherParams),
     Gemm(GemmParams, Src),

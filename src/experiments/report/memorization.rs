@@ -31,7 +31,7 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
         let tercile = |m: &ModelResult| if m.tag.ratio() <= c1 { 0 } else if m.tag.ratio() <= c2 { 1 } else { 2 };
         let names = ["low η/B", "middle η/B", "high η/B"];
         let mut series = Vec::new();
-        for t in 0..3 {
+        for (t, tercile_name) in names.iter().enumerate() {
             let ms: Vec<&ModelResult> = ok.iter().copied().filter(|m| tercile(m) == t).collect();
             let all_t = models.iter().filter(|m| tercile(m) == t).count();
             let len = ms.iter().map(|m| m.curve.len()).min().unwrap_or(0);
@@ -46,14 +46,14 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
             table += &format!(
                 "| {:.0} % | {mu} | {} | {} | {} | {} | {} of {} |\n",
                 100.0 * p,
-                names[t],
+                tercile_name,
                 ms_txt(ms.iter().filter_map(|m| m.last.corrupted_accuracy).collect()),
                 ms_txt(ms.iter().map(|m| best_validation(m)).filter(|v| v.is_finite()).collect()),
                 ms_txt(ms.iter().filter_map(|m| m.last.validation_accuracy).collect()),
                 all_t - ms.len(),
                 all_t
             );
-            series.push(Series { name: format!("{} (n = {})", names[t], ms.len()), points, errors: None, dashed: false });
+            series.push(Series { name: format!("{} (n = {})", tercile_name, ms.len()), points, errors: None, dashed: false });
         }
         let tag = format!("{:.0}-mu{}", 100.0 * p, mu);
         r.figures.push(Figure {
