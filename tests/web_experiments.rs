@@ -220,7 +220,9 @@ async fn a_bad_field_or_a_malformed_patch_is_refused_with_the_field_named() {
     assert!(m.contains("results file"), "{m}");
     // A preset with a patch is planned like any config.
     let ex = Experiment::from_preset("e1-ratio-sweep".into(), Some(r#"{"seeds": [1], "experiment": {"extra_budgets": []}}"#.into()), false).await.unwrap();
-    assert_eq!(js_sys::Array::from(&ex.jobs().unwrap()).length(), 4);
+    let batch_sizes = ExperimentConfig::from_json(PRESETS[0].1).unwrap();
+    let sgd_lab::experiments::ExperimentKind::RatioSweep { batch_sizes, .. } = batch_sizes.experiment else { panic!("E1 is a ratio sweep") };
+    assert_eq!(js_sys::Array::from(&ex.jobs().unwrap()).length() as usize, batch_sizes.len(), "one group per batch size");
 }
 
 #[wasm_bindgen_test]
