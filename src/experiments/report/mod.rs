@@ -184,15 +184,19 @@ fn scale(results: &ExperimentResults) -> String {
     };
     let engines: std::collections::BTreeSet<&str> = results.jobs.iter().map(|j| j.backend.as_str()).collect();
     let seconds: f64 = results.jobs.iter().map(|j| j.seconds).sum();
+    let measured = results.models().any(|m| m.lambda_max.is_some() || !m.sharpness.is_empty());
+    let hessian = if measured {
+        format!("λ_max by {} Lanczos steps on {} training examples; ", cfg.analysis.lanczos_iterations, cfg.analysis.hessian_examples)
+    } else {
+        String::new()
+    };
     format!(
-        "{models} models ({diverged} diverged) of a {:?} {:?} MLP in {} groups on {data}; budget {}; seeds {:?}; λ_max by {} Lanczos steps on {} training examples; engine {}; {:.0} s of training and measurement.",
+        "{models} models ({diverged} diverged) of a {:?} {:?} MLP in {} groups on {data}; budget {}; seeds {:?}; {hessian}engine {}; {:.0} s of training and measurement.",
         cfg.model.layout().widths,
         cfg.model.activation,
         results.jobs.len(),
         cfg.budget.label(),
         cfg.seeds,
-        cfg.analysis.lanczos_iterations,
-        cfg.analysis.hessian_examples,
         engines.into_iter().collect::<Vec<_>>().join(", "),
         seconds,
     )
