@@ -152,7 +152,7 @@ fn run(args: &Args) -> Result<(), LabError> {
                     };
                     let idx = indices(steps);
                     let times: Vec<f64> = (0..args.reps).map(|_| chunk(&mut backend, &idx)).collect::<Result<_, _>>()?;
-                    let steps_per_s = steps as f64 / median(times);
+                    let steps_per_s = steps as f64 / median(times.clone());
                     let eval = if args.eval_examples > 0 {
                         let mut call = || -> Result<f64, LabError> {
                             let t = Instant::now();
@@ -160,14 +160,22 @@ fn run(args: &Args) -> Result<(), LabError> {
                             Ok(t.elapsed().as_secs_f64())
                         };
                         call()?;
-                        let times: Vec<f64> = (0..args.reps).map(|_| call()).collect::<Result<_, _>>()?;
-                        Some((args.eval_examples * k) as f64 / median(times))
+                        let eval_times: Vec<f64> = (0..args.reps).map(|_| call()).collect::<Result<_, _>>()?;
+                        Some(((args.eval_examples * k) as f64 / median(eval_times.clone()), eval_times))
                     } else {
                         None
                     };
-                    let (dispatches, submits) = match &backend {
-                        AnyBackend::Gpu(g) => (Some(g.dispatches_per_step()), Some(g.submits_last_call())),
-                        AnyBackend::Cpu(_) => (None, None),
+                    let (eval, eval_times) = match eval {
+                        Some((e, t)) => (Some(e), t),
+                        None => (None, Vec::new()),
+                    };
+                    let (dispatches, submits, threads) = match &backend {
+                        AnyBackend::Gpu(g) => (Some(g.dispatches_per_step()), Some(g.submits_last_call()), None),
+                        AnyBackend::Cpu(c) => (None, None, Some(c.threads())),
+                    };
+                    let label = match threads {
+                        Some(t) => format!("{}, {t} thread{}", backend.describe(), if t == 1 { "" } else { "s" }),
+                        None => backend.describe(),
                     };
                     let samples = steps_per_s * (batch * k) as f64;
                     let widths = spec.widths();
@@ -176,7 +184,7 @@ fn run(args: &Args) -> Result<(), LabError> {
                             let opt = |v: Option<String>| v.unwrap_or_else(|| "–".into());
                             println!(
                                 "| {} | {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | 1 |",
-                                backend.describe(),
+                                label,
                                 widths_label(&widths),
                                 batch,
                                 k,
@@ -190,6 +198,7 @@ fn run(args: &Args) -> Result<(), LabError> {
                         Format::Json => {
                             let row = serde_json::json!({
                                 "backend": backend.describe(),
+                                "threads": threads,
                                 "widths": widths,
                                 "widths_label": widths_label(&widths),
                                 "batch": batch,
@@ -200,6 +209,8 @@ fn run(args: &Args) -> Result<(), LabError> {
                                 "samples_models_per_s": samples,
                                 "eval_examples": args.eval_examples,
                                 "eval_examples_models_per_s": eval,
+                                "chunk_seconds": times,
+                                "eval_seconds": eval_times,
                                 "dispatches_per_step": dispatches,
                                 "submits_per_chunk": submits,
                             });
