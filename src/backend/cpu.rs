@@ -47,7 +47,7 @@
 use std::sync::Mutex;
 
 use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
-use crate::data::Dataset;
+use crate::data::{Dataset, Features};
 use crate::error::{LabError, Result};
 use crate::model::{Activation, Layout};
 
@@ -306,11 +306,11 @@ fn forward_in<T: Real>(panels: usize, layout: &Layout, params: &[T], rows: usize
         }
         // out (rows×out) += input (rows×in) · Wᵀ (in×out)
         gemm_in(panels, rows, lo.fan_in, lo.fan_out, (input, lo.fan_in, 1), (w, 1, lo.fan_in), T::one(), (out, lo.fan_out, 1));
-        let act = layout.activation_after(l);
-        if act != Activation::Linear {
-            for v in out.iter_mut() {
-                *v = activate(act, *v);
-            }
+        match layout.activation_after(l) {
+            // One loop per activation (not a match per element), so that each vectorises.
+            Activation::Linear => {}
+            Activation::Relu => out.iter_mut().for_each(|v| *v = activate(Activation::Relu, *v)),
+            Activation::Tanh => out.iter_mut().for_each(|v| *v = activate(Activation::Tanh, *v)),
         }
     }
 }
@@ -366,22 +366,33 @@ fn backward_in<T: Real>(panels: usize, layout: &Layout, params: &[T], rows: usiz
         // db = Σ_rows δ
         let db = &mut grads[lo.b..lo.b + lo.fan_out];
         db.iter_mut().for_each(|v| *v = T::zero());
-        for r in 0..rows {
-            for j in 0..lo.fan_out {
-                db[j] = db[j] + delta[r * lo.fan_out + j];
-            }
+        for row in delta.chunks_exact(lo.fan_out) {
+            db.iter_mut().zip(row).for_each(|(d, &x)| *d = *d + x);
         }
         if l > 0 {
             // dA (rows×in) = δ (rows×out) · W (out×in), then δ_{l-1} = dA ⊙ act'(A)
             let w = &params[lo.w..lo.w + lo.fan_in * lo.fan_out];
             let da = &mut ws.scratch[..rows * lo.fan_in];
             gemm_in(panels, rows, lo.fan_out, lo.fan_in, (delta, lo.fan_out, 1), (w, lo.fan_in, 1), T::zero(), (&mut *da, lo.fan_in, 1));
-            let act = layout.activation_after(l - 1);
             let prev = &mut ws.deltas[l - 1][..rows * lo.fan_in];
-            for i in 0..rows * lo.fan_in {
-                prev[i] = da[i] * activation_slope(act, input[i]);
-            }
+            times_slope(layout.activation_after(l - 1), da, input, prev);
         }
+    }
+}
+
+/// `out = da ⊙ act'(a)`, one loop per activation so that each vectorises (the same operations as a loop
+/// calling [`activation_slope`] per element).
+fn times_slope<T: Real>(act: Activation, da: &[T], a: &[T], out: &mut [T]) {
+    #[inline(always)]
+    fn each<T: Real>(da: &[T], a: &[T], out: &mut [T], act: Activation) {
+        for ((o, &d), &x) in out.iter_mut().zip(da).zip(a) {
+            *o = d * activation_slope(act, x);
+        }
+    }
+    match act {
+        Activation::Linear => each(da, a, out, Activation::Linear),
+        Activation::Relu => each(da, a, out, Activation::Relu),
+        Activation::Tanh => each(da, a, out, Activation::Tanh),
     }
 }
 
@@ -411,21 +422,45 @@ pub fn loss_and_accuracy<T: Real>(layout: &Layout, params: &[T], x: &[T], labels
 /// One SGD step in PyTorch's convention: `g = grad + wd·θ; v ← μ·v + g; θ ← θ − η·v`
 /// (`v` starts at zero, so the first step has `v = g`, as PyTorch's buffer initialisation).
 pub fn sgd_update<T: Real>(params: &mut [T], grads: &[T], velocity: &mut [T], lr: T, mu: T, wd: T) {
-    for i in 0..params.len() {
-        let g = grads[i] + wd * params[i];
-        velocity[i] = mu * velocity[i] + g;
-        params[i] = params[i] - lr * velocity[i];
+    assert!(grads.len() == params.len() && velocity.len() == params.len(), "sgd_update: lengths");
+    for ((p, &g), v) in params.iter_mut().zip(grads).zip(velocity.iter_mut()) {
+        let g = g + wd * *p;
+        *v = mu * *v + g;
+        *p = *p - lr * *v;
     }
+}
+
+/// [`sgd_update`] on up to `panels` threads: contiguous pieces of the parameters, each updated element by
+/// element exactly as in one call.
+fn sgd_update_in<T: Real>(panels: usize, params: &mut [T], grads: &[T], velocity: &mut [T], lr: T, mu: T, wd: T) {
+    const MIN_PIECE: usize = 1 << 15;
+    if panels <= 1 || params.len() < 2 * MIN_PIECE {
+        return sgd_update(params, grads, velocity, lr, mu, wd);
+    }
+    let mid = params.len() / 2;
+    let (p0, p1) = params.split_at_mut(mid);
+    let (v0, v1) = velocity.split_at_mut(mid);
+    let (g0, g1) = grads.split_at(mid);
+    let (h0, h1) = (panels / 2, panels - panels / 2);
+    par::join(|| sgd_update_in(h0, p0, g0, v0, lr, mu, wd), || sgd_update_in(h1, p1, g1, v1, lr, mu, wd));
 }
 
 /// Copies examples `idx` of `data` into `dst` (rows × dim) and their labels into `labels`.
 pub fn gather<T: Real>(data: &Dataset, idx: &[u32], dst: &mut [T], labels: &mut [u32]) {
-    for (r, &i) in idx.iter().enumerate() {
+    let dim = data.dim;
+    assert!(dst.len() >= idx.len() * dim && labels.len() >= idx.len(), "gather: destination too small");
+    for ((&i, row), label) in idx.iter().zip(dst.chunks_exact_mut(dim)).zip(labels.iter_mut()) {
         let i = i as usize;
-        for c in 0..data.dim {
-            dst[r * data.dim + c] = T::from_f32(data.feature(i, c));
+        // Row by row with the storage matched once: the same decoding as `Dataset::feature`, vectorised.
+        match &data.features {
+            Features::F32(v) => row.iter_mut().zip(&v[i * dim..(i + 1) * dim]).for_each(|(d, &x)| *d = T::from_f32(x)),
+            Features::U8 { bytes, scale, shift } => {
+                for (((d, &b), &sc), &sh) in row.iter_mut().zip(&bytes[i * dim..(i + 1) * dim]).zip(scale).zip(shift) {
+                    *d = T::from_f32(b as f32 * sc + sh);
+                }
+            }
         }
-        labels[r] = data.labels[i];
+        *label = data.labels[i];
     }
 }
 
@@ -676,7 +711,7 @@ impl<T: Real> Backend for CpuBackend<T> {
                     *t.diverged_at = Some(step0 + s as u32);
                     continue;
                 }
-                sgd_update(t.params, &slot.grads, t.velocity, lr, mu, wd);
+                sgd_update_in(panels, t.params, &slot.grads, t.velocity, lr, mu, wd);
             }
         };
         self.pool.install(|| {
