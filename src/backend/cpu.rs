@@ -179,8 +179,12 @@ fn max_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs }
 }
 
-/// Products with fewer multiply-adds than this stay on one thread (a `join` costs a few µs; this is ~50 µs of work).
-const MIN_SPLIT_WORK: usize = 1 << 20;
+/// Products with fewer multiply-adds than this stay on one thread (~100 µs of work on one core: a `join`
+/// costs ~2 µs while the other thread spins, ~30 µs once it has gone to sleep).
+const MIN_SPLIT_WORK: usize = 1 << 21;
+/// A layer's weight and input gradients run side by side from this many multiply-adds each (~4 µs; the
+/// backward pass's joins come back to back, so the other thread is awake).
+const MIN_SIDE_BY_SIDE_WORK: usize = 1 << 16;
 /// Panels are at least this many rows or columns, and start at multiples of the kernel tile (8).
 const MIN_PANEL: usize = 32;
 
@@ -359,23 +363,41 @@ pub fn backward<T: Real>(layout: &Layout, params: &[T], rows: usize, ws: &mut Wo
 fn backward_in<T: Real>(panels: usize, layout: &Layout, params: &[T], rows: usize, ws: &mut Workspace<T>, grads: &mut [T]) {
     for l in (0..layout.layers.len()).rev() {
         let lo = layout.layers[l];
-        let delta = &ws.deltas[l][..rows * lo.fan_out];
-        let input = &ws.acts[l][..rows * lo.fan_in];
-        // dW (out×in) = δᵀ (out×rows) · input (rows×in)
-        gemm_in(panels, lo.fan_out, rows, lo.fan_in, (delta, 1, lo.fan_out), (input, lo.fan_in, 1), T::zero(), (&mut grads[lo.w..lo.w + lo.fan_in * lo.fan_out], lo.fan_in, 1));
-        // db = Σ_rows δ
-        let db = &mut grads[lo.b..lo.b + lo.fan_out];
-        db.iter_mut().for_each(|v| *v = T::zero());
-        for row in delta.chunks_exact(lo.fan_out) {
-            db.iter_mut().zip(row).for_each(|(d, &x)| *d = *d + x);
+        let (fi, fo) = (lo.fan_in, lo.fan_out);
+        let (lower, upper) = ws.deltas.split_at_mut(l);
+        let delta = &upper[0][..rows * fo];
+        let input = &ws.acts[l][..rows * fi];
+        // The layer's weight gradient (dW, db) and input gradient (dA, then δ_{l-1}) are independent: with
+        // several threads and enough work they run side by side, each with half the panels. Each product is
+        // computed exactly as alone, so this changes nothing but the time.
+        let weight_grad = |panels: usize, grads: &mut [T]| {
+            // dW (out×in) = δᵀ (out×rows) · input (rows×in)
+            gemm_in(panels, fo, rows, fi, (delta, 1, fo), (input, fi, 1), T::zero(), (&mut grads[lo.w..lo.w + fi * fo], fi, 1));
+            // db = Σ_rows δ
+            let db = &mut grads[lo.b..lo.b + fo];
+            db.iter_mut().for_each(|v| *v = T::zero());
+            for row in delta.chunks_exact(fo) {
+                db.iter_mut().zip(row).for_each(|(d, &x)| *d = *d + x);
+            }
+        };
+        if l == 0 {
+            weight_grad(panels, grads);
+            continue;
         }
-        if l > 0 {
-            // dA (rows×in) = δ (rows×out) · W (out×in), then δ_{l-1} = dA ⊙ act'(A)
-            let w = &params[lo.w..lo.w + lo.fan_in * lo.fan_out];
-            let da = &mut ws.scratch[..rows * lo.fan_in];
-            gemm_in(panels, rows, lo.fan_out, lo.fan_in, (delta, lo.fan_out, 1), (w, lo.fan_in, 1), T::zero(), (&mut *da, lo.fan_in, 1));
-            let prev = &mut ws.deltas[l - 1][..rows * lo.fan_in];
-            times_slope(layout.activation_after(l - 1), da, input, prev);
+        // dA (rows×in) = δ (rows×out) · W (out×in), then δ_{l-1} = dA ⊙ act'(A)
+        let w = &params[lo.w..lo.w + fi * fo];
+        let (da, prev) = (&mut ws.scratch[..rows * fi], &mut lower[l - 1][..rows * fi]);
+        let act = layout.activation_after(l - 1);
+        let input_grad = |panels: usize, da: &mut [T], prev: &mut [T]| {
+            gemm_in(panels, rows, fo, fi, (delta, fo, 1), (w, fi, 1), T::zero(), (&mut *da, fi, 1));
+            times_slope(act, da, input, prev);
+        };
+        if panels > 1 && rows * fi * fo >= MIN_SIDE_BY_SIDE_WORK {
+            let half = panels / 2;
+            par::join(|| weight_grad(half, grads), || input_grad(panels - half, da, prev));
+        } else {
+            weight_grad(panels, grads);
+            input_grad(panels, da, prev);
         }
     }
 }
@@ -433,7 +455,7 @@ pub fn sgd_update<T: Real>(params: &mut [T], grads: &[T], velocity: &mut [T], lr
 /// [`sgd_update`] on up to `panels` threads: contiguous pieces of the parameters, each updated element by
 /// element exactly as in one call.
 fn sgd_update_in<T: Real>(panels: usize, params: &mut [T], grads: &[T], velocity: &mut [T], lr: T, mu: T, wd: T) {
-    const MIN_PIECE: usize = 1 << 15;
+    const MIN_PIECE: usize = 1 << 16;
     if panels <= 1 || params.len() < 2 * MIN_PIECE {
         return sgd_update(params, grads, velocity, lr, mu, wd);
     }
