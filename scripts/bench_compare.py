@@ -63,8 +63,13 @@ def main():
                         key = (arch, int(batch), r["models"])
                         d = rows.setdefault(key, {}).setdefault(side, {"train": [], "eval": [], "row": r})
                         work = r["steps_per_chunk"] * r["batch"] * r["models"]
-                        d["train"] += [work / t for t in r["chunk_seconds"]]
-                        d["eval"] += [r["eval_examples"] * r["models"] / t for t in r["eval_seconds"]]
+                        if "chunk_seconds" in r:
+                            d["train"] += [work / t for t in r["chunk_seconds"]]
+                            d["eval"] += [r["eval_examples"] * r["models"] / t for t in r["eval_seconds"]]
+                        else:  # binaries before the raw times were added: their medians, once per round
+                            d["train"].append(r["samples_models_per_s"])
+                            if r.get("eval_examples_models_per_s"):
+                                d["eval"].append(r["eval_examples_models_per_s"])
                         d["row"] = r
     label = lambda r: f'{r["backend"]}, {r["threads"]} thread{"s" if r["threads"] != 1 else ""}' if r.get("threads") else r["backend"]
     first = next(iter(rows.values()))
