@@ -37,13 +37,15 @@
 //!   and compares the parameters bit for bit.
 //!
 //! ## Why `matrixmultiply` and not the `gemm` crate
-//! Measured on the dev machine (AMD EPYC, Zen 1, AVX2; the eight GEMM shapes of a 784-256-256-10 step at
-//! B = 128): `gemm` 0.18 single-threaded was within ±5% of `matrixmultiply` on the large shapes (faster
-//! on the N = 10 output layer, 3% of the step), and its own rayon parallelism was *slower* than one
-//! thread there. It picks its cache blocking (including `kc`) from the shape and the CPU's cache sizes,
-//! so a split product would not be bit-identical to the whole one; it allocates on every call; its
-//! AVX-512 kernels need a nightly feature; and it adds ten crates. Panels over `matrixmultiply` give the
-//! same parallel speed with the determinism argument above.
+//! Measured on the dev machine (AMD EPYC, Zen 1, AVX2, idle; the eight GEMM shapes of a 784-256-256-10
+//! step at B = 128, 200 repetitions each): one thread, `gemm` 0.18 took 4.29 ms per step's products and
+//! `matrixmultiply` 4.42 ms (equal on the large shapes, `gemm` faster on the N = 10 output layer); two
+//! threads, `gemm`'s own rayon parallelism 2.55 ms and two panels over `matrixmultiply` 2.48 ms. So the
+//! speed is the same; what decides is the rest: `gemm` picks its cache blocking (including `kc`, the
+//! inner-dimension block) from the shape and the CPU's cache sizes, so a split product is not promised
+//! the bits of the whole one; it allocates on every call; its AVX-512 kernels need its `nightly`
+//! feature; and it brings a dozen crates. Panels over `matrixmultiply` carry the determinism argument
+//! above and add only rayon.
 //!
 //! ## Allocation
 //! No allocation happens inside a training step in this file: workspaces (one per thread slot) are sized
