@@ -33,8 +33,10 @@
 //!   not of the shape), runs the same micro-kernel on every tile, and with α = 1 and β ∈ {0, 1} (all
 //!   calls here) its full-tile and edge-tile epilogues both round `c + ab` once. So any split along m or
 //!   n gives the bits of the serial product; a unit test checks it for 1–5 panels, both precisions,
-//!   several shapes and strides, β = 0 and 1, and `tests/trainer_cpu.rs` trains with 1, 2 and 3 threads
-//!   and compares the parameters bit for bit.
+//!   several shapes and strides, β = 0 and 1, and `tests/trainer_cpu.rs` runs K = 1 and K = 3 (one model
+//!   diverging) on 1, 2, 3 and 4 threads — both paths, nested splits — and compares losses, parameters,
+//!   evaluations and gradients bit for bit. The elementwise loops do the same operations in the same
+//!   order as before the threads came, so results also equal those of the single-threaded backend.
 //!
 //! ## Why `matrixmultiply` and not the `gemm` crate
 //! Measured on the dev machine (AMD EPYC, Zen 1, AVX2, idle; the eight GEMM shapes of a 784-256-256-10
