@@ -192,3 +192,54 @@ fn without_a_schedule_run_chunk_with_curvature_is_run_chunk() {
         assert_eq!(pollster::block_on(a.run_chunk()).unwrap(), pollster::block_on(b.run_chunk_with_curvature()).unwrap());
     }
 }
+
+/// The CPU backend runs models in parallel (K ≥ threads) or splits its GEMMs into panels (K < threads);
+/// either way every thread count must give the same bits: training (with a model that diverges), losses,
+/// evaluation and gradients. The model is large enough (784-256-40-10, B = 64) that the GEMMs do split.
+#[test]
+fn the_cpu_backend_gives_the_same_bits_on_1_2_3_and_4_threads() {
+    use rand::{Rng, SeedableRng};
+    use sgd_lab::backend::Hyper;
+    use sgd_lab::data::{Dataset, Features};
+    use sgd_lab::model::{Activation, Init, MlpSpec, ModelBatch};
+    let spec = MlpSpec { input: 784, hidden: vec![256, 40], classes: 10, activation: Activation::Relu, init: Init::He };
+    let (n, batch, steps) = (300, 64, 6);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let bytes: Vec<u8> = (0..n * 784).map(|_| rng.random()).collect();
+    let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..10)).collect();
+    let data = Dataset::new("random", 784, 10, Features::u8_uniform(bytes, 784, 1.0 / 255.0, 0.0), labels).unwrap();
+    for k in [1usize, 3] {
+        let indices: Vec<u32> = (0..steps * k * batch).map(|_| rng.random_range(0..n as u32)).collect();
+        let grad_idx: Vec<u32> = (0..k * batch).map(|_| rng.random_range(0..n as u32)).collect();
+        let seeds: Vec<u64> = (0..k as u64).collect();
+        let init = ModelBatch::init(&spec, &seeds).params;
+        // Model 1 of 3 gets a learning rate that makes it diverge within the run.
+        let hyper: Vec<Hyper> = (0..k).map(|m| Hyper { lr: if m == 1 { 50.0 } else { 0.05 }, momentum: 0.9, weight_decay: 1e-4 }).collect();
+        let outcome = |threads: usize| {
+            let mut b = CpuBackend::<f32>::with_threads(&spec.layout(), k, batch, threads).unwrap();
+            assert_eq!(b.threads(), threads);
+            b.write_params(&init).unwrap();
+            b.write_hyper(&hyper).unwrap();
+            let h = b.upload_dataset(&data).unwrap();
+            let mut losses = Vec::new();
+            for chunk in indices.chunks(2 * k * batch) {
+                b.train_steps(h, chunk, batch).unwrap();
+                losses.extend(pollster::block_on(b.read_progress()).unwrap().losses);
+            }
+            let progress = pollster::block_on(b.read_progress()).unwrap();
+            let params = pollster::block_on(b.read_params()).unwrap();
+            let eval = pollster::block_on(b.evaluate(h, 10, 150)).unwrap();
+            let grads = pollster::block_on(b.gradients(h, &grad_idx, batch)).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let eval_bits: Vec<(u64, u64)> = eval.iter().map(|e| (e.loss.to_bits(), e.accuracy.to_bits())).collect();
+            (bits(&losses), progress.diverged_at, bits(&params), eval_bits, bits(&grads.losses), bits(&grads.grads))
+        };
+        let one = outcome(1);
+        if k == 3 {
+            assert!(one.1[1].is_some() && one.1[0].is_none() && one.1[2].is_none(), "model 1 should diverge alone: {:?}", one.1);
+        }
+        for threads in 2..=4 {
+            assert!(outcome(threads) == one, "K = {k}: {threads} threads differ from 1");
+        }
+    }
+}

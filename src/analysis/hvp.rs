@@ -203,6 +203,8 @@ pub fn cpu_hvp_exact<T: Real>(backend: &CpuBackend<T>, data: DataHandle, start: 
 impl<T: Real> Curvature for CpuBackend<T> {
     async fn hvp(&mut self, data: DataHandle, start: usize, count: usize, v: &[f32]) -> Result<Vec<f32>> {
         let vt: Vec<T> = v.iter().map(|&x| T::from_f32(x)).collect();
-        Ok(cpu_hvp_exact(self, data, start, count, &vt)?.into_iter().map(|x| x.as_f64() as f32).collect())
+        // On the backend's threads, so that its large GEMMs split into panels (the same bits as one call).
+        let hv = self.install(|| cpu_hvp_exact(self, data, start, count, &vt))?;
+        Ok(hv.into_iter().map(|x| x.as_f64() as f32).collect())
     }
 }
