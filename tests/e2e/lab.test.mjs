@@ -1,7 +1,8 @@
 // End-to-end: the lab page (www/index.html + www/lab/) runs the paper's presets in a worker. The built page is
 // served on loopback at an OS-picked port and driven in Debian's chromium by playwright-core:
 //   - every preset's quick-scale patch (www/lab/scales.js) makes a valid experiment (Experiment.fromPreset);
-//   - bad values in the address (?preset, ?patch) are named on the page;
+//   - bad values in the address (?preset, ?patch) are named on the page; a run that fails says why and the
+//     page can run again;
 //   - e4-schedules and e1-ratio-sweep at the quick scale on the CPU fallback: run to 100 %, every live figure
 //     gets data, the claims table has verdicts, the report's SVG figures load, no main-thread task of 50 ms or
 //     more during the run (a long-task PerformanceObserver registered before the page loads), pause holds the
@@ -199,6 +200,29 @@ describe("the lab page: configuration", () => {
       assert.match(await bad.page.textContent("#lab-error"), /patch is not JSON/);
       assert.equal(await bad.page.inputValue("#preset"), "e1-ratio-sweep", "falls back to the first preset");
       await bad.context.close();
+    } finally {
+      await browser.close();
+    }
+  });
+});
+
+describe("the lab page: a run that fails", () => {
+  test("says why, and the page (with a fresh worker) can run again", async () => {
+    const browser = await launch();
+    try {
+      const { page, log, context } = await labPage(browser, "?preset=e4-schedules&scale=quick");
+      // A corrupted download: the data loader refuses it (its sha256 is not the one in SHA256SUMS).
+      await context.route("**/data/fashion-mnist/t10k-labels-idx1-ubyte.gz", (route) =>
+        route.fulfill({ status: 200, contentType: "application/gzip", body: Buffer.from("not the MNIST labels") }));
+      await waitPlanned(page);
+      await page.click("#run");
+      await page.waitForFunction(() => /run: .*sha256/.test(document.getElementById("lab-error").textContent), null,
+        { timeout: RUN_TIMEOUT_MS });
+      await page.waitForSelector('#lab[data-state="idle"]', { timeout: 60_000 });
+      assert.match(await page.textContent("#lab-error"), /t10k-labels-idx1-ubyte\.gz: sha256 .* does not match/, log.join("\n"));
+      assert.ok(await page.isEnabled("#run"), "Run is available again");
+      assert.equal(await page.inputValue("#preset"), "e4-schedules", "the choice is kept");
+      await context.close();
     } finally {
       await browser.close();
     }
