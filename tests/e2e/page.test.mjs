@@ -91,7 +91,7 @@ function assertTrained(r) {
   assert.ok(l.lossAt1 < 0.8 * l.lossAt0, `the final loss should be below the initial: ${l.lossAt0} → ${l.lossAt1}`);
 }
 
-describe("the lab page", () => {
+describe("free play (one MLP)", () => {
   test("with WebGPU, it trains the MLP on the GPU until the loss falls", async (t) => {
     const r = await trainOnPage({ webgpu: true, screenshot: "page-webgpu.png" });
     t.diagnostic(`engine: ${r.label} | loss ${r.lossStart} -> ${r.lossEnd} over ${r.points} steps`);
@@ -156,7 +156,7 @@ async function trainFashion(page, { steps }) {
   });
 }
 
-describe("the lab page on a real data set", () => {
+describe("free play on a real data set", () => {
   test("Fashion-MNIST: downloaded with progress, trained, evaluated; after a reload read from the cache", async (t) => {
     const sizes = FASHION.map((f) => statSync(join(ROOT, "www", f)).size);
     const total = sizes.reduce((a, b) => a + b, 0);
