@@ -1,5 +1,6 @@
-// The lab's page: load the wasm engine, pick WebGPU or the CPU, train one MLP on the chosen data set and
-// draw its loss as it falls. On load it trains the two-spirals demo; pick another set (synthetic, or a real
+// Free play (?preset=free-play; lab/page.js imports this module when it is picked): load the wasm engine,
+// pick WebGPU or the CPU, train one MLP on the chosen data set and draw its loss as it falls. Once loaded it
+// trains the two-spirals demo; pick another set (synthetic, or a real
 // one: Fashion-MNIST, MNIST, downloaded with progress and kept in the Cache API) and press Train.
 // Training runs in chunks with a yield to the browser in between; Stop ends a run between chunks.
 //

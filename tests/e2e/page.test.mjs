@@ -1,6 +1,6 @@
-// End-to-end: the built page (www/, from scripts/build-web), served on loopback at an OS-picked port,
-// driven in Debian's chromium by playwright-core: once with WebGPU, once without (CPU fallback), and once
-// on Fashion-MNIST (downloaded with progress, trained, evaluated; then, after a reload, read from the
+// End-to-end: the built page's free-play mode (www/main.js, one MLP; ?preset=free-play), served on loopback at
+// an OS-picked port, driven in Debian's chromium by playwright-core: once with WebGPU, once without (CPU
+// fallback), and once on Fashion-MNIST (downloaded with progress, trained, evaluated; then, after a reload, read from the
 // browser's cache). Screenshots go to artifacts/. Run through scripts/test, or: node --test tests/e2e/
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -42,7 +42,7 @@ async function trainOnPage({ webgpu, screenshot }) {
       // Belt and braces: even if this chromium exposes WebGPU without the flag, the page must not see it.
       await page.addInitScript(() => { delete Object.getPrototypeOf(navigator).gpu; });
     }
-    await page.goto(server.url);
+    await page.goto(`${server.url}?preset=free-play`); // the one-model trainer (the lab opens on E1 otherwise)
     try {
       await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: TRAINING_TIMEOUT_MS });
     } finally {
@@ -91,7 +91,7 @@ function assertTrained(r) {
   assert.ok(l.lossAt1 < 0.8 * l.lossAt0, `the final loss should be below the initial: ${l.lossAt0} → ${l.lossAt1}`);
 }
 
-describe("the lab page", () => {
+describe("free play (one MLP)", () => {
   test("with WebGPU, it trains the MLP on the GPU until the loss falls", async (t) => {
     const r = await trainOnPage({ webgpu: true, screenshot: "page-webgpu.png" });
     t.diagnostic(`engine: ${r.label} | loss ${r.lossStart} -> ${r.lossEnd} over ${r.points} steps`);
@@ -156,7 +156,7 @@ async function trainFashion(page, { steps }) {
   });
 }
 
-describe("the lab page on a real data set", () => {
+describe("free play on a real data set", () => {
   test("Fashion-MNIST: downloaded with progress, trained, evaluated; after a reload read from the cache", async (t) => {
     const sizes = FASHION.map((f) => statSync(join(ROOT, "www", f)).size);
     const total = sizes.reduce((a, b) => a + b, 0);
@@ -185,7 +185,7 @@ describe("the lab page on a real data set", () => {
       });
 
       // First visit: from the network.
-      await page.goto(`${server.url}?cpu`);
+      await page.goto(`${server.url}?cpu&preset=free-play`);
       const first = await trainFashion(page, { steps: 60 });
       await page.screenshot({ path: join(ARTIFACTS, "page-fashion-mnist.png"), fullPage: true });
       const fractions = [...new Set(first.progress.map(([r, tot]) => r / tot))];

@@ -1,0 +1,674 @@
+// The lab page: pick one of the paper's presets (E1–E6, the deep E1, the edge of stability) or free play, pick a
+// scale, and run it in a dedicated worker (lab/worker.js) while the figures fill in; at the end, the claims table
+// and the report's SVG figures; export the results (JSON, CSV), the claims (Markdown) and each figure (SVG), or
+// load a saved results file to see its report again. The main thread only draws: the engine, the data and the
+// statistics all live in the worker.
+//
+// URL: ?preset=<id>|free-play and ?scale=quick|default choose what the page opens on (kept in the URL as you
+// pick); ?cpu trains on the CPU even where WebGPU exists; ?patch=<JSON merge patch> is applied after the scale's
+// patch (e.g. ?patch={"seeds":[1,2,3]}); a value the engine refuses is named in the plan line, never clamped. Free play is the original one-model trainer (main.js),
+// loaded when picked.
+//
+// Test hooks (read by tests/e2e/lab.test.mjs): #lab[data-state="loading|idle|starting|fetching|running|paused|
+// done|stopped|error", data-run-start, data-run-end (performance.now() when Run was pressed, when the worker said
+// finished or stopped)], #live-figures[data-pending="0|1"], #lab-engine[data-kind="gpu|cpu"], #plan-summary[data-jobs, data-models, data-error],
+// #progress-text[data-fraction], #jobs li[data-state], .lab-figure[data-name, data-points, data-series],
+// #claims tbody tr[data-verdict], #report-figures img, body[data-mode="lab|free"].
+import { LiveFigures } from "./figures.js";
+import { SCALES, composePatches, patchFor } from "./scales.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const preferGpu = !params.has("cpu");
+const FREE = "free-play";
+const BUSY = new Set(["starting", "fetching", "running", "paused"]);
+/** The address's own merge patch (?patch=…), or undefined; a patch that is not JSON is reported at start. */
+let urlPatch;
+let urlPatchError = "";
+if (params.has("patch")) {
+  try {
+    urlPatch = JSON.parse(params.get("patch"));
+  } catch (e) {
+    urlPatchError = `the address's patch is not JSON (${e.message}); it is ignored`;
+  }
+}
+/** The merge patch of a preset at a scale, with the address's patch on top; throws naming what is unknown. */
+const patchOf = (id, scale) => composePatches(patchFor(id, scale), urlPatch) ?? null;
+
+const state = {
+  presets: new Map(), // id → PresetInfo
+  id: null,
+  scale: null,
+  scaleFromUser: params.has("scale"),
+  engine: null,
+  plan: { token: 0, ok: false },
+  phase: "loading",
+  run: null, // the run in progress or last finished: { id, scale, jobs, fraction, ... }
+  saved: null, // what the export buttons save: { id, scale, json, csv, report }
+  imported: null, // results JSON that "Continue this run" would finish
+};
+
+let worker = null; // the lab's worker (spawnWorker)
+const figures = new LiveFigures($("live-figures"));
+const blobUrls = [];
+
+// --- small helpers ---------------------------------------------------------------------------------------
+
+function clock(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "—";
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`
+    : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function download(name, text, type) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** Shows `text` in the error line (or empties it); `append` keeps what it already says. */
+function showError(text, { append = false } = {}) {
+  const el = $("lab-error");
+  const before = append && !el.hidden ? el.textContent : "";
+  el.hidden = !text && !before;
+  el.textContent = text ? `${before ? `${before} · ` : "Something went wrong: "}${text}` : before;
+}
+
+function setPhase(phase) {
+  state.phase = phase;
+  $("lab").dataset.state = phase;
+  const busy = BUSY.has(phase);
+  $("run").disabled = busy || !state.plan.ok || phase === "loading";
+  $("pause").disabled = !(phase === "running" || phase === "paused" || phase === "fetching");
+  $("stop-run").disabled = !busy;
+  $("preset").disabled = busy;
+  $("scale").disabled = busy;
+  $("import-file").disabled = busy || phase === "loading";
+  $("continue").disabled = busy;
+  const paused = phase === "paused";
+  $("pause").textContent = paused ? "Resume" : "Pause";
+  $("pause").setAttribute("aria-pressed", String(paused));
+  const saved = state.saved;
+  $("export-json").disabled = !saved?.json;
+  $("export-csv").disabled = !saved?.csv;
+  $("export-md").disabled = !saved?.report;
+}
+
+function setUrl() {
+  const p = new URLSearchParams(location.search);
+  p.set("preset", state.id);
+  if (state.id === FREE) p.delete("scale");
+  else p.set("scale", state.scale);
+  history.replaceState(null, "", `${location.pathname}?${p.toString().replace(/=(?=&|$)/g, "")}${location.hash}`);
+}
+
+// --- picking a preset and a scale ------------------------------------------------------------------------
+
+let freePlayLoaded = false;
+
+function setMode(mode) {
+  document.body.dataset.mode = mode;
+  $("lab").hidden = mode !== "lab";
+  $("free-play").hidden = mode !== "free";
+  for (const el of document.querySelectorAll(".lab-only")) el.hidden = mode !== "lab";
+  if (mode === "free" && !freePlayLoaded) {
+    freePlayLoaded = true;
+    import("../main.js").catch((e) => showError(e.message));
+  }
+  // Leaving free play stops its run (it trains on this thread).
+  if (mode === "lab" && freePlayLoaded && !$("stop").disabled) $("stop").click();
+}
+
+/** Splits a preset's description into what it does and the "Look for …" sentences. */
+function splitDescription(text) {
+  const sentences = text.split(/(?<=\.)\s+(?=[A-Z])/);
+  const look = sentences.filter((s) => s.startsWith("Look for"));
+  return { what: sentences.filter((s) => !s.startsWith("Look for")).join(" "), look: look.join(" ") };
+}
+
+function showPreset() {
+  const p = state.presets.get(state.id);
+  if (!p) return;
+  const { what, look } = splitDescription(p.description);
+  $("preset-title").textContent = p.title;
+  $("preset-description").textContent = what;
+  $("preset-look").textContent = look ? `What to look for: ${look.replace(/^Look for /, "")}` : "";
+  $("preset-claim").textContent = p.claim;
+}
+
+function pick(id, { fromUser = false } = {}) {
+  state.id = id;
+  if (fromUser) setUrl();
+  if (id === FREE) {
+    setMode("free");
+    return;
+  }
+  setMode("lab");
+  showPreset();
+  replan();
+}
+
+function setScale(scale) {
+  state.scale = scale;
+  $("scale").value = scale;
+  $("scale-hint").textContent = SCALES[scale].hint;
+}
+
+/** Asks the worker to plan the preset at the scale (a config error shows here, before any run). */
+function replan() {
+  if (!state.presets.has(state.id)) return;
+  const token = ++state.plan.token;
+  state.plan.ok = false;
+  const summary = $("plan-summary");
+  summary.textContent = "Planning…";
+  summary.dataset.error = "";
+  let patch;
+  try {
+    patch = patchOf(state.id, state.scale);
+  } catch (e) {
+    summary.textContent = e.message;
+    summary.dataset.error = e.message;
+    setPhase(state.phase);
+    return;
+  }
+  worker.postMessage({ type: "plan", id: state.id, patch, token });
+  setPhase(state.phase);
+}
+
+function showPlan(msg) {
+  if (msg.token !== state.plan.token) return; // an older request
+  const summary = $("plan-summary");
+  if (msg.error) {
+    summary.textContent = `This scale does not make a valid experiment: ${msg.error}`;
+    summary.dataset.error = msg.error;
+    summary.classList.add("error-text");
+    state.plan.ok = false;
+  } else {
+    const models = msg.jobs.reduce((a, j) => a + j.models, 0);
+    const steps = Math.max(...msg.jobs.map((j) => j.steps));
+    const data = msg.needed.length
+      ? ` · data: ${msg.needed.join(", ")} (downloaded once, then cached)` : " · synthetic data";
+    summary.textContent = `${msg.jobs.length} group${msg.jobs.length === 1 ? "" : "s"} · ${models} models · ` +
+      `up to ${steps} steps each${data}${urlPatch !== undefined ? " · with the address's patch" : ""}`;
+    Object.assign(summary.dataset, { jobs: String(msg.jobs.length), models: String(models), error: "" });
+    summary.classList.remove("error-text");
+    state.plan.ok = true;
+    if (!BUSY.has(state.phase)) {
+      // A new preset or scale: show its groups and make its (empty) charts now, while nothing runs.
+      state.run = null;
+      resetRunView(msg.jobs, msg.config);
+      $("lab-progress").value = 0;
+      $("progress-text").dataset.fraction = "0";
+      $("progress-text").textContent = "Not started.";
+      $("progress-group").textContent = "";
+    }
+  }
+  setPhase(state.phase);
+}
+
+// --- a run -----------------------------------------------------------------------------------------------
+
+function resetRunView(jobs, config) {
+  $("report").hidden = true;
+  $("report-note").hidden = true;
+  $("claims").tBodies[0].replaceChildren();
+  for (const url of blobUrls.splice(0)) URL.revokeObjectURL(url);
+  $("report-figures").replaceChildren();
+  $("lab-data").hidden = true;
+  const list = $("jobs");
+  list.replaceChildren(...jobs.map((j) => {
+    const li = document.createElement("li");
+    li.dataset.state = "waiting";
+    li.dataset.job = String(j.index);
+    const label = Object.assign(document.createElement("span"), { className: "job-label", textContent: j.label });
+    const bar = Object.assign(document.createElement("progress"), { max: 1, value: 0 });
+    bar.setAttribute("aria-label", `Group ${j.index + 1}: ${j.label}`);
+    const meta = Object.assign(document.createElement("span"), { className: "job-meta muted",
+      textContent: `${j.models} models · ${j.steps} steps` });
+    li.append(label, bar, meta);
+    return li;
+  }));
+  figures.prepare(config);
+}
+
+function startRun({ json } = {}) {
+  if (BUSY.has(state.phase)) return;
+  const id = state.id;
+  const scale = state.scale;
+  let patch = null;
+  if (!json) {
+    try {
+      patch = patchOf(id, scale);
+    } catch (e) {
+      showError(e.message);
+      return;
+    }
+  }
+  state.run = { id, scale: json ? "saved" : scale, fraction: 0, jobs: [], current: null, step: null, phase: "",
+    t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0 };
+  state.saved = null;
+  state.imported = null;
+  $("continue").hidden = true;
+  showError("");
+  $("lab").dataset.runStart = String(performance.now());
+  delete $("lab").dataset.runEnd;
+  setPhase("starting");
+  $("progress-text").textContent = "Starting…";
+  $("progress-group").textContent = "";
+  $("lab-progress").value = 0;
+  $("progress-text").dataset.fraction = "0";
+  worker.postMessage(json ? { type: "continue", json, preferGpu } : { type: "run", id, patch, preferGpu });
+}
+
+function showEngine({ backend, onGpu, fallbackReason }) {
+  const el = $("lab-engine");
+  el.dataset.kind = onGpu ? "gpu" : "cpu";
+  el.textContent = onGpu ? backend : `CPU fallback — ${backend}`;
+  if (!onGpu) {
+    const why = Object.assign(document.createElement("span"), { className: "why", textContent: `Why: ${fallbackReason}` });
+    el.append(why);
+  }
+}
+
+function onEngine(msg) {
+  state.engine = msg;
+  showEngine(msg);
+  const notice = $("lab-notice");
+  if (!msg.onGpu) {
+    notice.hidden = false;
+    notice.textContent = preferGpu
+      ? "No WebGPU here: the lab trains on the CPU, several times slower than a GPU, so the scale starts at quick."
+      : "The GPU is off (?cpu in the address): the lab trains on the CPU, so the scale starts at quick.";
+    if (!state.scaleFromUser && state.scale !== "quick") {
+      setScale("quick");
+      if (state.id !== FREE) {
+        setUrl();
+        replan();
+      }
+    }
+  } else {
+    notice.hidden = true;
+  }
+}
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderProgress();
+  });
+}
+
+function renderProgress() {
+  const r = state.run;
+  if (!r) return;
+  const f = r.fraction;
+  $("lab-progress").value = f;
+  $("progress-text").dataset.fraction = String(f);
+  const pct = `${(100 * f).toFixed(f < 0.1 ? 1 : 0)} %`;
+  let text = pct;
+  if (r.t0 != null) {
+    const now = r.pausedAt ?? performance.now();
+    const active = (now - r.t0 - r.pausedMs) / 1000;
+    const done = f - r.f0;
+    text += ` · ${clock(active)} elapsed`;
+    if (state.phase === "running" && done > 0.01 && f < 1) text += ` · about ${clock((active * (1 - f)) / done)} left`;
+  }
+  if (state.phase === "paused") text += " · paused";
+  $("progress-text").textContent = text;
+  if (!BUSY.has(state.phase)) return; // done or stopped: the line under the bar says so
+  const job = r.jobs[r.current];
+  let group = "";
+  if (r.phase === "interpolating") group = "Interpolating between the minima…";
+  else if (job) {
+    group = `Group ${job.index + 1} of ${r.jobs.length}: ${job.label} (${job.models} models)`;
+    if (r.phase === "measuring") group += " — measuring λ_max";
+    else if (r.step) group += ` — step ${r.step[0]} of ${r.step[1]}`;
+  }
+  if (r.diverged) group += ` · ${r.diverged} model${r.diverged === 1 ? "" : "s"} diverged`;
+  $("progress-group").textContent = group;
+}
+
+function onEvents(msg) {
+  const r = state.run;
+  if (!r) return;
+  if (r.t0 == null) {
+    r.t0 = performance.now();
+    r.f0 = msg.fraction;
+  }
+  r.fraction = msg.fraction;
+  for (const e of msg.events) {
+    const li = (j) => $("jobs").querySelector(`li[data-job="${j}"]`);
+    if (e.type === "job_started") {
+      r.current = e.job;
+      r.phase = "training";
+      r.step = [0, e.steps];
+      li(e.job)?.setAttribute("data-state", "running");
+      $("progress-announce").textContent = `Group ${e.job + 1} of ${r.jobs.length}: ${e.label}`;
+    } else if (e.type === "progress") {
+      r.step = [e.step, e.steps];
+      const bar = li(e.job)?.querySelector("progress");
+      if (bar) bar.value = e.step / e.steps;
+    } else if (e.type === "measuring") {
+      r.phase = "measuring";
+    } else if (e.type === "diverged") {
+      r.diverged += 1;
+    } else if (e.type === "job_finished") {
+      const el = li(e.job);
+      if (el) {
+        el.dataset.state = "done";
+        el.querySelector("progress").value = 1;
+        el.querySelector(".job-meta").textContent += ` · ${e.seconds.toFixed(1)} s`;
+      }
+    } else if (e.type === "interpolated") {
+      r.phase = "interpolating";
+    }
+  }
+  scheduleRender();
+}
+
+function onResults(msg) {
+  state.saved = { ...state.saved, id: msg.results.config.id, scale: state.run?.scale, json: msg.json, csv: msg.csv };
+  figures.update(msg.results);
+  setPhase(state.phase);
+}
+
+function showReport(report, { note = "" } = {}) {
+  $("report").hidden = false;
+  $("report-note").hidden = !note;
+  $("report-note").textContent = note;
+  if (!report) {
+    $("claims").tBodies[0].replaceChildren();
+    $("report-scale").textContent = "";
+    return;
+  }
+  $("report-title").textContent = `Claims report · ${report.title}`;
+  $("report-scale").textContent = report.scale;
+  const body = $("claims").tBodies[0];
+  body.replaceChildren(...report.claims.map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.verdict = c.verdict;
+    for (const text of [c.statement, c.statistic, c.value]) tr.insertCell().textContent = text;
+    const v = tr.insertCell();
+    v.className = `verdict verdict-${c.verdict}`;
+    v.textContent = { holds: "holds", does_not_hold: "does not hold", inconclusive: "inconclusive" }[c.verdict] ?? c.verdict;
+    return tr;
+  }));
+  $("caveats").replaceChildren(...report.caveats.map((c) => Object.assign(document.createElement("li"), { textContent: c })));
+  $("tables").textContent = report.tables.join("\n\n");
+  for (const url of blobUrls.splice(0)) URL.revokeObjectURL(url);
+  const id = report.id;
+  $("report-figures").replaceChildren(...report.figures.map((f) => {
+    // The SVG comes from our own Rust code (plotters); shown as an image, it cannot run anything anyway.
+    const url = URL.createObjectURL(new Blob([f.svg], { type: "image/svg+xml" }));
+    blobUrls.push(url);
+    const fig = document.createElement("figure");
+    fig.className = "report-figure";
+    fig.dataset.name = f.name;
+    const img = Object.assign(document.createElement("img"), { src: url, alt: f.title, decoding: "async" });
+    const cap = document.createElement("figcaption");
+    const link = Object.assign(document.createElement("a"), { href: url, download: `${id}-${f.name}.svg`, textContent: "SVG" });
+    link.setAttribute("aria-label", `Download the figure “${f.title}” as SVG`);
+    cap.append(`${f.title} · `, link);
+    fig.append(img, cap);
+    return fig;
+  }));
+}
+
+function onFinished(msg) {
+  $("lab").dataset.runEnd = String(performance.now());
+  const r = state.run;
+  r.fraction = msg.fraction;
+  state.saved = { id: r.id, scale: r.scale, json: msg.json, csv: msg.csv, report: msg.report };
+  setPhase("done");
+  renderProgress();
+  $("progress-group").textContent = "Done.";
+  $("progress-announce").textContent = "The run is done: the claims report is below the figures.";
+  if (msg.report) showReport(msg.report);
+  else showReport(null, { note: `No report: ${msg.reportError}` });
+}
+
+function onStopped(msg) {
+  $("lab").dataset.runEnd = String(performance.now());
+  const r = state.run;
+  r.fraction = msg.fraction;
+  state.saved = { id: r.id, scale: r.scale, json: msg.json, csv: msg.csv };
+  setPhase("stopped");
+  renderProgress();
+  const results = JSON.parse(msg.json);
+  const why = offerContinue(results, msg.json);
+  $("progress-group").textContent = "Stopped. The results of the finished groups can be saved (JSON, CSV)" +
+    (why ? `; ${why}` : ", and this run continued (here, or later from the saved JSON).");
+  $("progress-announce").textContent = "Stopped.";
+}
+
+/**
+ * Shows "Continue this run" for results that miss groups, unless they cannot be continued: the interpolation
+ * presets need the final parameters of their finished groups, which results files do not hold. Returns why not.
+ */
+function offerContinue(results, json) {
+  const missing = results.jobs.length < results.planned_jobs;
+  const blocked = missing && results.config.experiment.kind === "interpolation" && results.jobs.length > 0
+    ? "an interpolation preset cannot continue from saved results (they do not hold the minima's parameters): run it again"
+    : "";
+  state.imported = missing && !blocked ? json : null;
+  $("continue").hidden = !state.imported;
+  return blocked;
+}
+
+function onImported(msg) {
+  const id = msg.results.config.id;
+  if (state.presets.has(id) && id !== state.id) {
+    state.id = id;
+    $("preset").value = id;
+    showPreset();
+  }
+  state.run = { id, scale: "saved", fraction: msg.results.jobs.length / msg.results.planned_jobs, jobs: msg.jobs,
+    current: null, step: null, phase: "", t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0 };
+  resetRunView(msg.jobs, msg.results.config);
+  for (const j of msg.results.jobs) {
+    const li = $("jobs").querySelector(`li[data-job="${j.job}"]`);
+    if (li) {
+      li.dataset.state = "done";
+      li.querySelector("progress").value = 1;
+    }
+  }
+  state.saved = { id, scale: "saved", json: msg.json, csv: msg.csv, report: msg.report };
+  const blocked = offerContinue(msg.results, msg.json);
+  figures.update(msg.results);
+  setPhase("done");
+  renderProgress();
+  $("progress-group").textContent = `Loaded ${msg.name}: ${msg.results.jobs.length} of ${msg.results.planned_jobs} groups.`;
+  if (msg.report) showReport(msg.report, { note: `From the saved file ${msg.name} (nothing was rerun).` });
+  else showReport(null, { note: blocked ? `${msg.reportError.replace(/: press Continue.*/, "")}; ${blocked}.` : msg.reportError });
+}
+
+// --- wiring ----------------------------------------------------------------------------------------------
+
+/**
+ * Starts the worker (again, after a failed run: a panic in the engine leaves its wasm instance unusable, and a
+ * fresh worker costs a second). It answers with `ready` (the presets), then `engine` (the probe).
+ */
+function spawnWorker() {
+  worker?.terminate();
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => onMessage(data);
+  worker.onerror = (e) => {
+    showError(`the lab's worker failed: ${e.message ?? "it could not be loaded"}`, { append: true });
+    setPhase("error");
+  };
+  worker.postMessage({ type: "init", preferGpu });
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "ready": {
+      $("version").textContent = msg.version;
+      const paper = $("paper-presets");
+      const other = $("other-presets");
+      paper.replaceChildren();
+      other.replaceChildren();
+      for (const p of msg.presets) {
+        state.presets.set(p.id, p);
+        const option = Object.assign(document.createElement("option"), { value: p.id, textContent: p.title });
+        (/^e\d/.test(p.id) ? paper : other).append(option);
+      }
+      const wanted = params.get("preset");
+      if (state.id === FREE) {
+        $("preset").value = FREE;
+      } else if (state.presets.has(state.id)) { // a new worker after a failed run: keep the choice
+        $("preset").value = state.id;
+        replan();
+      } else {
+        if (wanted && wanted !== FREE && !state.presets.has(wanted)) {
+          showError(`the address asks for preset '${wanted}', which does not exist; the presets are ${[...state.presets.keys()].join(", ")}, ${FREE}`, { append: true });
+        }
+        const id = state.presets.has(wanted) ? wanted : msg.presets[0].id;
+        $("preset").value = id;
+        pick(id);
+      }
+      setPhase("idle");
+      break;
+    }
+    case "engine":
+      onEngine(msg);
+      break;
+    case "plan":
+      showPlan(msg);
+      break;
+    case "started":
+      state.run.jobs = msg.jobs;
+      state.run.fraction = msg.fraction;
+      resetRunView(msg.jobs, msg.config);
+      showEngine(msg);
+      setPhase("fetching");
+      $("progress-text").textContent = msg.needed.length ? "Loading the data…" : "Starting…";
+      break;
+    case "data": {
+      const box = $("lab-data");
+      box.hidden = false;
+      box.dataset.source = msg.source;
+      $("lab-data-progress").max = msg.total || 1;
+      $("lab-data-progress").value = msg.received;
+      $("lab-data-text").textContent = msg.text;
+      if (msg.ready && state.phase === "fetching") setPhase("running");
+      break;
+    }
+    case "events":
+      if (state.phase === "fetching") setPhase("running");
+      onEvents(msg);
+      break;
+    case "results":
+      onResults(msg);
+      break;
+    case "paused":
+      state.run.fraction = msg.fraction;
+      state.run.pausedAt = performance.now();
+      setPhase("paused");
+      renderProgress();
+      $("progress-announce").textContent = "Paused.";
+      break;
+    case "resumed":
+      if (state.run.pausedAt != null && state.run.t0 != null) state.run.pausedMs += performance.now() - state.run.pausedAt;
+      state.run.pausedAt = null;
+      setPhase("running");
+      renderProgress();
+      $("progress-announce").textContent = "Running again.";
+      break;
+    case "finished":
+      onFinished(msg);
+      break;
+    case "stopped":
+      onStopped(msg);
+      break;
+    case "imported":
+      onImported(msg);
+      break;
+    case "error":
+      showError(`${msg.context}: ${msg.message}`);
+      if (msg.context === "init") setPhase("error");
+      if (msg.context === "engine") $("lab-engine").textContent = `The engine could not start: ${msg.message}`;
+      if (msg.context === "import") setPhase(state.phase === "loading" ? "loading" : "idle");
+      if (msg.context === "run") {
+        if (state.run?.t0 != null) $("lab").dataset.runEnd = String(performance.now());
+        setPhase("loading");
+        spawnWorker(); // its `ready` makes the page idle again, the error line stays
+      }
+      break;
+    default:
+      console.warn("lab: unknown message from the worker", msg);
+  }
+}
+
+$("preset").addEventListener("change", () => pick($("preset").value, { fromUser: true }));
+$("scale").addEventListener("change", () => {
+  state.scaleFromUser = true;
+  setScale($("scale").value);
+  setUrl();
+  replan();
+});
+$("lab-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  startRun();
+});
+$("pause").addEventListener("click", () => {
+  if (state.phase === "paused") {
+    worker.postMessage({ type: "resume" });
+  } else {
+    worker.postMessage({ type: "pause" });
+    $("pause").textContent = "Pausing…";
+  }
+});
+$("stop-run").addEventListener("click", () => {
+  worker.postMessage({ type: "stop" });
+  $("progress-group").textContent = "Stopping after the current step…";
+});
+$("continue").addEventListener("click", () => {
+  if (state.imported) startRun({ json: state.imported });
+});
+$("export-json").addEventListener("click", () => {
+  const s = state.saved;
+  download(`${s.id}-${s.scale}-results.json`, s.json, "application/json");
+});
+$("export-csv").addEventListener("click", () => {
+  const s = state.saved;
+  download(`${s.id}-${s.scale}-results.csv`, s.csv, "text/csv");
+});
+$("export-md").addEventListener("click", () => {
+  const s = state.saved;
+  download(`${s.id}-${s.scale}-claims.md`, s.report.markdown, "text/markdown");
+});
+$("import-file").addEventListener("change", async () => {
+  const file = $("import-file").files[0];
+  if (!file) return;
+  showError("");
+  worker.postMessage({ type: "import", json: await file.text(), name: file.name });
+  $("import-file").value = "";
+});
+
+// Start: the scale (quick where there is no WebGPU), the mode, then the worker.
+{
+  const asked = params.get("scale");
+  if (asked && !SCALES[asked]) showError(`the address asks for scale '${asked}'; the scales are ${Object.keys(SCALES).join(", ")}`);
+  if (urlPatchError) showError(urlPatchError, { append: true });
+  setScale(SCALES[asked] ? asked : preferGpu && "gpu" in navigator ? "default" : "quick");
+  if (!("gpu" in navigator) || !preferGpu) onEngine({ backend: "CPU (f32)", onGpu: false,
+    fallbackReason: preferGpu ? "this browser offers no WebGPU (navigator.gpu)" : "?cpu in the address" });
+  $("lab-engine").dataset.kind = "";
+  $("lab-engine").textContent = "Starting the engine…";
+  if (params.get("preset") === FREE) {
+    state.id = FREE;
+    $("preset").value = FREE;
+    setMode("free");
+  } else {
+    setMode("lab");
+  }
+  setPhase("loading");
+  spawnWorker();
+}

@@ -1,0 +1,202 @@
+// The lab's worker: runs the paper's presets off the page's main thread. It loads the wasm engine, lists the
+// presets, probes the engine (WebGPU adapter or CPU fallback and why), plans a preset at a scale, fetches the
+// real data sets a run needs (data-loader.js: progress, SHA256SUMS check, Cache API — all of which exist in
+// workers), steps the Experiment, and posts what happens to the page. Between two steps it yields to its own
+// event loop, so pause, resume and stop messages are handled at step granularity (one training chunk, one
+// curvature measurement or one interpolation). The claims report is built here too (text-measure.js lets its
+// SVG figures size their labels without a DOM).
+//
+// Page → worker: {type: "init", preferGpu} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
+//   · {type: "continue", json, preferGpu} (finish the jobs a saved results file lacks) · {type: "pause"}
+//   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file).
+// Worker → page: ready {presets, version} · engine {backend, onGpu, fallbackReason} · plan {id, jobs, needed, config}
+//   · started {backend, onGpu, fallbackReason, jobs, needed, config} · data {name, received, total, source,
+//   text} · events {events, fraction} · results {results, json, csv} · paused {fraction} · resumed · finished
+//   {report | reportError, csv, json} · stopped {json, csv} · imported {...} · error {context, message}.
+import init, { presets, version, Experiment } from "../pkg/sgd_lab.js";
+import { REAL_SETS, loadRealData } from "../data-loader.js";
+import { withTextMeasure } from "./text-measure.js";
+
+const BASE = new URL("../", import.meta.url).href; // www/: data/ lives there
+const post = (msg) => self.postMessage(msg);
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+const MB = (bytes) => (bytes / 1e6).toFixed(1);
+
+let ready = null; // the promise of init()
+/** The run in progress: { ex, paused, stopping, wake } (wake: resolves the wait of a paused run). */
+let current = null;
+
+const message = (e) => e?.message ?? String(e);
+
+/** The jobs of a plan, as plain objects. */
+const plainJobs = (ex) => ex.jobs.map(({ index, label, models, steps }) => ({ index, label, models, steps }));
+
+async function start() {
+  await init();
+  post({ type: "ready", presets: presets(), version: version() });
+}
+
+/** Reports the engine the runs will get: the same factory as a run's (any preset plans; none is stepped). */
+async function probe(preferGpu) {
+  const ex = await Experiment.fromPreset("e4-schedules", null, preferGpu);
+  try {
+    post({ type: "engine", backend: ex.backend, onGpu: ex.onGpu, fallbackReason: ex.fallbackReason ?? null });
+  } finally {
+    ex.free();
+  }
+}
+
+async function plan({ id, patch, token }) {
+  await ready;
+  let ex;
+  try {
+    ex = await Experiment.fromPreset(id, patch ? JSON.stringify(patch) : null, false);
+  } catch (e) {
+    post({ type: "plan", id, token, error: message(e) });
+    return;
+  }
+  try {
+    post({ type: "plan", id, token, jobs: plainJobs(ex), needed: ex.neededDatasets, config: ex.results().config });
+  } finally {
+    ex.free();
+  }
+}
+
+/** Fetches (or reads from the cache) every data set the experiment needs and hands it over. */
+async function addData(ex) {
+  for (const name of ex.neededDatasets) {
+    const { label } = REAL_SETS[name];
+    let last = 0;
+    const data = await loadRealData(name, {
+      base: BASE,
+      onProgress: ({ received, total, source }) => {
+        const now = performance.now();
+        if (now - last < 100 && received < total) return; // at most ten reports a second
+        last = now;
+        const from = source === "network" ? "Downloading" : "Reading from the cache";
+        post({ type: "data", name, received, total, source, text: `${from} ${label}: ${MB(received)} / ${MB(total)} MB` });
+      },
+    });
+    const where = { network: "downloaded", cache: "read from the browser cache", memory: "already in memory",
+      mixed: "partly read from the cache, partly downloaded" }[data.source];
+    post({ type: "data", name, received: data.bytes, total: data.bytes, source: data.source, done: true,
+      text: `${label}: ${MB(data.bytes)} MB ${where}` + (data.note ? ` (${data.note})` : "") + "; preparing it…" });
+    await tick();
+    ex.addDataset(name, ...data.files);
+    post({ type: "data", name, received: data.bytes, total: data.bytes, source: data.source, done: true, ready: true,
+      text: `${label}: ${MB(data.bytes)} MB ${where}` + (data.note ? ` (${data.note})` : "") });
+  }
+}
+
+/** Creates the experiment (a preset at a scale, or the continuation of saved results) and steps it to the end. */
+async function run(msg) {
+  await ready;
+  if (current) throw new Error("a run is already in progress (stop it first)");
+  const run = { ex: null, paused: false, stopping: false, wake: null };
+  current = run;
+  try {
+    run.ex = msg.json
+      ? await Experiment.resume(msg.json, msg.preferGpu)
+      : await Experiment.fromPreset(msg.id, msg.patch ? JSON.stringify(msg.patch) : null, msg.preferGpu);
+    const { ex } = run;
+    const results = ex.results();
+    post({ type: "started", backend: ex.backend, onGpu: ex.onGpu, fallbackReason: ex.fallbackReason ?? null,
+      jobs: plainJobs(ex), needed: ex.neededDatasets, config: results.config, fraction: ex.fraction });
+    if (results.jobs.length) post({ type: "results", results, json: ex.resultsJson(), csv: ex.resultsCsv() });
+    await addData(ex);
+    while (!ex.done) {
+      if (run.stopping) break;
+      if (run.paused) {
+        post({ type: "paused", fraction: ex.fraction });
+        await new Promise((resolve) => { run.wake = resolve; });
+        run.wake = null;
+        if (!run.stopping) post({ type: "resumed", fraction: ex.fraction });
+        continue;
+      }
+      const events = await ex.step();
+      post({ type: "events", events, fraction: ex.fraction });
+      if (events.some((e) => e.type === "job_finished" || e.type === "interpolated" || e.type === "finished")) {
+        post({ type: "results", results: ex.results(), json: ex.resultsJson(), csv: ex.resultsCsv() });
+      }
+      await tick(); // lets pause / stop messages in
+    }
+    if (run.stopping && !ex.done) ex.cancel();
+    if (run.stopping) {
+      post({ type: "stopped", fraction: ex.fraction, json: ex.resultsJson(), csv: ex.resultsCsv() });
+      return;
+    }
+    const out = { type: "finished", fraction: ex.fraction, json: ex.resultsJson(), csv: ex.resultsCsv() };
+    try {
+      out.report = withTextMeasure(() => ex.report());
+    } catch (e) {
+      out.reportError = message(e);
+    }
+    post(out);
+  } finally {
+    run.ex?.free();
+    current = null;
+  }
+}
+
+/** The report of a saved results file, without running anything (or why there is none yet). */
+async function importResults({ json, name }) {
+  await ready;
+  const ex = await Experiment.resume(json, false);
+  try {
+    const results = ex.results();
+    const out = { type: "imported", name, results, json: ex.resultsJson(), csv: ex.resultsCsv(), jobs: plainJobs(ex),
+      complete: results.jobs.length === results.planned_jobs };
+    if (out.complete) {
+      try {
+        out.report = withTextMeasure(() => ex.report());
+      } catch (e) {
+        out.reportError = message(e);
+      }
+    } else {
+      out.reportError = `this file holds ${results.jobs.length} of the ${results.planned_jobs} groups of its plan; ` +
+        "a report needs them all: press Continue to run the missing ones";
+    }
+    post(out);
+  } finally {
+    ex.free();
+  }
+}
+
+self.onmessage = ({ data: msg }) => {
+  const fail = (context) => (e) => post({ type: "error", context, message: message(e) });
+  switch (msg.type) {
+    case "init":
+      ready = start();
+      ready.catch(fail("init"));
+      ready.then(() => probe(msg.preferGpu).catch(fail("engine")), () => {});
+      break;
+    case "plan":
+      plan(msg).catch(fail("plan"));
+      break;
+    case "run":
+    case "continue":
+      run(msg).catch(fail("run"));
+      break;
+    case "pause":
+      if (current) current.paused = true;
+      break;
+    case "resume":
+      if (current) {
+        current.paused = false;
+        current.wake?.();
+      }
+      break;
+    case "stop":
+      if (current) {
+        current.stopping = true;
+        current.paused = false;
+        current.wake?.();
+      }
+      break;
+    case "import":
+      importResults(msg).catch(fail("import"));
+      break;
+    default:
+      post({ type: "error", context: "message", message: `unknown message type '${msg.type}'` });
+  }
+};
