@@ -154,6 +154,11 @@ pub fn presets() -> Result<JsValue, JsError> {
     to_value(&out)
 }
 
+/// Most bytes of final parameters an `Experiment` keeps for [`Experiment::parameters_safetensors`] beyond
+/// those its interpolations need (64 MiB: every quick-scale preset fits whole; at default scale the oldest
+/// groups' parameters are dropped first).
+const KEPT_PARAMS_BYTES: usize = 64 << 20;
+
 /// The message for a real data set that has not been added yet.
 fn missing(name: RealDataset) -> LabError {
     let n = name.name();
@@ -279,7 +284,8 @@ impl Experiment {
             None => RunData::synthetic(t),
             Some(d) => run_data_from_raw(sets.borrow().get(&d.name).ok_or_else(|| missing(d.name))?, d),
         };
-        let run = ExperimentRun::new(config, None, factory, Box::new(source), previous, HashMap::new()).map_err(to_js)?;
+        let mut run = ExperimentRun::new(config, None, factory, Box::new(source), previous, HashMap::new()).map_err(to_js)?;
+        run.keep_all_params(KEPT_PARAMS_BYTES);
         let jobs = run.jobs().iter().map(|j| JobSummary { index: j.index, label: j.label.clone(), models: j.train.models.len(), steps: j.train.steps }).collect();
         let inner = Inner {
             results: RefCell::new(run.results().clone()),
@@ -423,6 +429,19 @@ impl Experiment {
     #[wasm_bindgen(js_name = resultsCsv)]
     pub fn results_csv(&self) -> String {
         self.inner.results.borrow().to_csv()
+    }
+
+    /// The final parameters of finished job `job`'s models as safetensors bytes: `layers.{l}.weight`
+    /// `[K, out, in]` and `layers.{l}.bias` `[K, out]` (f32), metadata `layout` and `config` (the job's
+    /// training config; its `models` list gives each model's η, B and seed, in order). An experiment keeps
+    /// at most 64 MiB of them (the oldest jobs' are dropped first). Throws naming the job and why it has
+    /// none (unknown index, not finished, finished before a resume, dropped) or if a step is pending.
+    #[wasm_bindgen(js_name = parametersSafetensors)]
+    pub fn parameters_safetensors(&self, job: usize) -> Result<Vec<u8>, JsError> {
+        let run = self.inner.run.take().ok_or_else(|| JsError::new("Experiment.parametersSafetensors() called while a step is pending (await it first)"))?;
+        let bytes = run.params_safetensors(job);
+        self.inner.run.set(Some(run));
+        bytes.map_err(to_js)
     }
 
     /// The claims report of the results (`Report`): verdicts, tables, SVG figures and Markdown (figures

@@ -271,6 +271,54 @@ fn an_interpolation_without_the_kept_parameters_says_where_they_should_have_been
 }
 
 #[test]
+fn each_jobs_exported_parameters_are_the_bits_an_independent_training_of_that_job_ends_with() {
+    use sgd_lab::backend::Backend;
+    use sgd_lab::train::trace::params_from_safetensors;
+    use sgd_lab::train::Trainer;
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let mut run = ExperimentRun::new(cfg, None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    run.keep_all_params(1 << 20);
+    let e = run.params_safetensors(0).unwrap_err().to_string();
+    assert!(e.contains("job 0") && e.contains("not finished yet"), "{e}");
+    drive(&mut run, None);
+    for job in run.jobs().to_vec() {
+        let bytes = run.params_safetensors(job.index).unwrap();
+        let (layout, values) = params_from_safetensors(&bytes).unwrap();
+        assert_eq!(layout, job.train.model.layout());
+        assert_eq!(values.len(), job.train.models.len() * layout.params_per_model);
+        // The same job trained alone, outside the experiment, must end with exactly these parameters.
+        let backend = cpu().build(&layout, job.train.models.len(), job.train.max_batch().max(512)).unwrap();
+        let mut t = Trainer::with_data(job.train.clone(), backend, RunData::synthetic(&job.train).unwrap()).unwrap();
+        while !t.is_done() {
+            pollster::block_on(t.run_chunk()).unwrap();
+        }
+        let alone = pollster::block_on(t.backend_mut().read_params()).unwrap();
+        assert!(alone.iter().zip(&values).all(|(a, b)| a.to_bits() == b.to_bits()), "job {}", job.index);
+    }
+    let e = run.params_safetensors(99).unwrap_err().to_string();
+    assert!(e.contains("job") && e.contains("below 4"), "{e}");
+}
+
+#[test]
+fn kept_parameters_stay_under_their_memory_bound_by_dropping_the_oldest_jobs_first() {
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let mut run = ExperimentRun::new(cfg.clone(), None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    // One job holds 4 models × 62 parameters × 4 bytes = 992 bytes: 1500 bytes keep only the newest job.
+    run.keep_all_params(1500);
+    drive(&mut run, None);
+    for j in 0..3 {
+        let e = run.params_safetensors(j).unwrap_err().to_string();
+        assert!(e.contains(&format!("job {j}")) && e.contains("dropped"), "{e}");
+    }
+    assert!(run.params_safetensors(3).is_ok());
+    assert_eq!(run.kept_params().len(), 1);
+    // Without keep_all_params, a sweep keeps nothing and says so.
+    let plain = whole_run(TINY_SWEEP);
+    let e = plain.params_safetensors(0).unwrap_err().to_string();
+    assert!(e.contains("does not keep parameters"), "{e}");
+}
+
+#[test]
 fn every_report_of_a_tiny_run_is_well_formed() {
     for json in [TINY_SWEEP, TINY_INTERPOLATION] {
         let run = whole_run(json);

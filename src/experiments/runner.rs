@@ -119,6 +119,13 @@ pub struct ExperimentRun {
     cache: HashMap<String, RunData>,
     current: Option<Current>,
     params: HashMap<usize, Vec<f32>>,
+    /// Keep every finished job's final parameters too, up to this many bytes in all (`None`: only the
+    /// interpolation jobs' parameters, which the run itself needs).
+    keep_all: Option<usize>,
+    /// Jobs kept only for export, oldest first: the first to be dropped when `keep_all` is exceeded.
+    evictable: VecDeque<usize>,
+    /// Jobs whose parameters were dropped to stay under `keep_all`.
+    dropped: Vec<usize>,
     interpolations: VecDeque<([usize; 2], u64)>,
     total_work: f64,
     done_work: f64,
@@ -173,6 +180,9 @@ impl ExperimentRun {
             cache: HashMap::new(),
             current: None,
             params,
+            keep_all: None,
+            evictable: VecDeque::new(),
+            dropped: Vec::new(),
             interpolations: VecDeque::new(),
             total_work,
             done_work,
@@ -193,6 +203,39 @@ impl ExperimentRun {
     /// Kept final parameters of finished jobs (`K × P`), by job index.
     pub fn kept_params(&self) -> &HashMap<usize, Vec<f32>> {
         &self.params
+    }
+
+    /// Also keeps the final parameters of every job that finishes from now on (not only the interpolation
+    /// jobs'), for [`ExperimentRun::params_safetensors`]. Memory stays bounded: once the kept parameters
+    /// that only an export needs exceed `limit_bytes` (f32, 4 bytes a value), the oldest such job's are
+    /// dropped (those an interpolation still needs are never dropped). The newest job is always kept.
+    pub fn keep_all_params(&mut self, limit_bytes: usize) {
+        self.keep_all = Some(limit_bytes);
+    }
+
+    /// The final parameters of finished job `job`'s K models as safetensors (see [`crate::train::trace`]:
+    /// `layers.{l}.weight` `[K, out, in]`, `layers.{l}.bias` `[K, out]`, metadata `layout` and `config`, the
+    /// job's training config whose `models` list gives each model's η, B and seed in order). Errors say why
+    /// a job has none: not in the plan, not finished, finished before this run was resumed, or dropped by the
+    /// memory bound of [`ExperimentRun::keep_all_params`].
+    pub fn params_safetensors(&self, job: usize) -> Result<Vec<u8>> {
+        let Some(j) = self.jobs.get(job) else {
+            return Err(LabError::config("job", format!("must be a job index below {}, got {job}", self.jobs.len())));
+        };
+        let Some(values) = self.params.get(&job) else {
+            let why = if !self.results.has_job(job) {
+                "it has not finished yet".to_string()
+            } else if self.dropped.contains(&job) {
+                let mib = self.keep_all.unwrap_or(0) as f64 / (1 << 20) as f64;
+                format!("they were dropped to keep at most {mib:.0} MiB of parameters; later jobs' were kept")
+            } else if self.keep_all.is_none() && !j.keep_params {
+                "this run does not keep parameters (keep_all_params was not called)".to_string()
+            } else {
+                "it finished in an earlier session (results files do not hold parameters): run it again".to_string()
+            };
+            return Err(LabError::config("job", format!("the final parameters of job {job} are not available: {why}")));
+        };
+        crate::train::trace::params_to_safetensors(&j.train.model.layout(), values, Some(&j.train.to_json()))
     }
 
     /// True once `Finished` has been returned.
@@ -327,9 +370,13 @@ impl ExperimentRun {
             return Ok(out);
         }
         let mut cur = self.current.take().expect("a job is running");
-        if self.jobs[j].keep_params {
+        if self.jobs[j].keep_params || self.keep_all.is_some() {
             let p = cur.trainer.backend_mut().read_params().await?;
             self.params.insert(j, p);
+            if !self.jobs[j].keep_params {
+                self.evictable.push_back(j);
+            }
+            self.evict_params();
         }
         let seconds = now() - cur.started;
         self.done_work += (self.jobs[j].train.steps * self.jobs[j].train.models.len()) as f64;
@@ -337,6 +384,17 @@ impl ExperimentRun {
         self.results.jobs.sort_by_key(|r| r.job);
         out.push(RunEvent::JobFinished { job: j, seconds });
         Ok(out)
+    }
+
+    /// Drops the oldest export-only parameters while they exceed the `keep_all` bound (never the newest).
+    fn evict_params(&mut self) {
+        let Some(limit) = self.keep_all else { return };
+        let bytes = |run: &Self| run.evictable.iter().map(|j| run.params.get(j).map_or(0, |p| p.len() * 4)).sum::<usize>();
+        while self.evictable.len() > 1 && bytes(self) > limit {
+            let old = self.evictable.pop_front().expect("more than one");
+            self.params.remove(&old);
+            self.dropped.push(old);
+        }
     }
 
     /// Queues one interpolation per pair of settings and seed, once every job of the plan is done.
