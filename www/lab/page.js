@@ -4,34 +4,46 @@
 // load a saved results file to see its report again. The main thread only draws: the engine, the data and the
 // statistics all live in the worker.
 //
-// URL: ?preset=<id>|free-play and ?scale=quick|default choose what the page opens on (kept in the URL as you
-// pick); ?cpu trains on the CPU even where WebGPU exists; ?patch=<JSON merge patch> is applied after the scale's
-// patch (e.g. ?patch={"seeds":[1,2,3]}); a value the engine refuses is named in the plan line, never clamped. Free play is the original one-model trainer (main.js),
-// loaded when picked.
+// The configuration panel (config-panel.js) edits the preset at its scale: every edit is one JSON merge patch,
+// planned by the worker at once (the engine's refusal, naming the field, shows next to the panel) and kept in
+// the address. "Copy link" copies the address; the share dialog builds a classroom link that hides controls.
+// Each report figure downloads as SVG or as PNG (drawn at 2× into a canvas, for slides); the trained parameters
+// of each finished group download as safetensors (the worker keeps the finished Experiment for that).
 //
-// Test hooks (read by tests/e2e/lab.test.mjs): #lab[data-state="loading|idle|starting|fetching|running|paused|
-// done|stopped|error", data-run-start, data-run-end (performance.now() when Run was pressed, when the worker said
-// finished or stopped)], #live-figures[data-pending="0|1"], #lab-engine[data-kind="gpu|cpu"], #plan-summary[data-jobs, data-models, data-error],
-// #progress-text[data-fraction], #jobs li[data-state], .lab-figure[data-name, data-points, data-series],
-// #claims tbody tr[data-verdict], #report-figures img, body[data-mode="lab|free"].
+// URL (parsed and written by url-state.js, which names every parameter it cannot read and what is allowed):
+//   ?preset=<id>|free-play   the preset (free play: the original one-model trainer, main.js, loaded when picked)
+//   ?scale=quick|default     the scale (default: "default" with WebGPU, "quick" without)
+//   ?cpu                     train on the CPU even where WebGPU exists
+//   ?patch=<JSON object>     merge patch applied after the scale's (e.g. ?patch={"seeds":[1,2,3]}); the panel's
+//                            edits live here; a value the engine refuses is named, never clamped
+//   ?hide=<names>            comma-separated controls to hide: preset, scale, config, export, import, share,
+//                            about (url-state.js HIDE_NAMES); the run still works
+// Every change (preset, scale, panel edit) rewrites the address, so opening it reproduces the same run; a new
+// preset picked on the page starts from its own values (the patch is cleared), a new scale keeps the patch.
+//
+// Test hooks (read by tests/e2e/lab.test.mjs and lab-share.test.mjs): #lab[data-state="loading|idle|starting|
+// fetching|running|paused|done|stopped|error", data-run-start, data-run-end (performance.now() when Run was
+// pressed, when the worker said finished or stopped)], #live-figures[data-pending="0|1"],
+// #lab-engine[data-kind="gpu|cpu"], #plan-summary[data-jobs, data-models, data-error], #progress-text[data-fraction],
+// #jobs li[data-state], .lab-figure[data-name, data-points, data-series], #claims tbody tr[data-verdict],
+// #report-figures img, body[data-mode="lab|free", data-hide], #config-fields[data-patch] with controls
+// [data-path="dataset.train_size"|…], #config-error[data-error], #share-url, .report-figure a.png-link,
+// #params-job, #export-params.
 import { LiveFigures } from "./figures.js";
 import { SCALES, composePatches, patchFor } from "./scales.js";
+import { ConfigPanel, applyPatch } from "./config-panel.js";
+import { HIDE_LABELS, HIDE_NAMES, parse, serialise } from "./url-state.js";
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-const preferGpu = !params.has("cpu");
+const address = parse(location.search, { scales: Object.keys(SCALES) });
+const preferGpu = !address.state.cpu;
 const FREE = "free-play";
 const BUSY = new Set(["starting", "fetching", "running", "paused"]);
-/** The address's own merge patch (?patch=…), or undefined; a patch that is not JSON is reported at start. */
-let urlPatch;
-let urlPatchError = "";
-if (params.has("patch")) {
-  try {
-    urlPatch = JSON.parse(params.get("patch"));
-  } catch (e) {
-    urlPatchError = `the address's patch is not JSON (${e.message}); it is ignored`;
-  }
-}
+/** The merge patch of the address and the panel (?patch=…), or undefined when there is none. */
+let urlPatch = address.state.patch && Object.keys(address.state.patch).length ? address.state.patch : undefined;
+/** The controls the address hides (?hide=…). */
+const hidden = address.state.hide;
+document.body.dataset.hide = hidden.join(" ");
 /** The merge patch of a preset at a scale, with the address's patch on top; throws naming what is unknown. */
 const patchOf = (id, scale) => composePatches(patchFor(id, scale), urlPatch) ?? null;
 
@@ -39,7 +51,7 @@ const state = {
   presets: new Map(), // id → PresetInfo
   id: null,
   scale: null,
-  scaleFromUser: params.has("scale"),
+  scaleFromUser: address.state.scale !== null,
   engine: null,
   plan: { token: 0, ok: false },
   phase: "loading",
@@ -50,6 +62,13 @@ const state = {
 
 let worker = null; // the lab's worker (spawnWorker)
 const figures = new LiveFigures($("live-figures"));
+const panel = new ConfigPanel($("config-fields"), $("config-error"), {
+  onPatch: (patch) => {
+    urlPatch = Object.keys(patch).length ? patch : undefined;
+    setUrl();
+    replan({ config: false });
+  },
+});
 const blobUrls = [];
 
 // --- small helpers ---------------------------------------------------------------------------------------
@@ -70,6 +89,18 @@ function download(name, text, type) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
+/** Draws a loaded SVG image into a canvas at twice its size and downloads it as PNG. */
+async function downloadPng(img, name) {
+  if (!img.complete || !img.naturalWidth) await img.decode();
+  const canvas = Object.assign(document.createElement("canvas"), { width: img.naturalWidth * 2, height: img.naturalHeight * 2 });
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; // the SVG has no background of its own: slides get white, not transparent
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("the canvas gave no PNG"))), "image/png"));
+  download(name, blob, "image/png");
+}
+
 /** Shows `text` in the error line (or empties it); `append` keeps what it already says. */
 function showError(text, { append = false } = {}) {
   const el = $("lab-error");
@@ -87,6 +118,7 @@ function setPhase(phase) {
   $("stop-run").disabled = !busy;
   $("preset").disabled = busy;
   $("scale").disabled = busy;
+  $("config-fieldset").disabled = busy || phase === "loading";
   $("import-file").disabled = busy || phase === "loading";
   $("continue").disabled = busy;
   const paused = phase === "paused";
@@ -96,14 +128,27 @@ function setPhase(phase) {
   $("export-json").disabled = !saved?.json;
   $("export-csv").disabled = !saved?.csv;
   $("export-md").disabled = !saved?.report;
+  const jobs = saved?.paramsJobs ?? [];
+  $("params-job").disabled = busy || !jobs.length;
+  $("export-params").disabled = busy || !jobs.length;
+}
+
+/** Lists the groups whose trained parameters the worker can export (those finished in this session's run). */
+function setParamsJobs(jobs) {
+  if (state.saved) state.saved.paramsJobs = jobs;
+  $("params-job").replaceChildren(...jobs.map((j) => Object.assign(document.createElement("option"),
+    { value: String(j.index), textContent: `Group ${j.index + 1}: ${j.label}` })));
+}
+
+/** The address of the current configuration, hiding `hide` (url-state.js writes it). */
+function addressOf(hide = hidden) {
+  const query = serialise({ preset: state.id, scale: state.id === FREE ? null : state.scale, cpu: !preferGpu,
+    patch: state.id === FREE ? null : urlPatch ?? null, hide });
+  return `${location.origin}${location.pathname}${query}`;
 }
 
 function setUrl() {
-  const p = new URLSearchParams(location.search);
-  p.set("preset", state.id);
-  if (state.id === FREE) p.delete("scale");
-  else p.set("scale", state.scale);
-  history.replaceState(null, "", `${location.pathname}?${p.toString().replace(/=(?=&|$)/g, "")}${location.hash}`);
+  history.replaceState(null, "", `${addressOf().slice(location.origin.length)}${location.hash}`);
 }
 
 // --- picking a preset and a scale ------------------------------------------------------------------------
@@ -142,7 +187,10 @@ function showPreset() {
 
 function pick(id, { fromUser = false } = {}) {
   state.id = id;
-  if (fromUser) setUrl();
+  if (fromUser) {
+    urlPatch = undefined; // another preset starts from its own values
+    setUrl();
+  }
   if (id === FREE) {
     setMode("free");
     return;
@@ -158,9 +206,24 @@ function setScale(scale) {
   $("scale-hint").textContent = SCALES[scale].hint;
 }
 
+/** Shows the preset at its scale in the configuration panel, with the address's patch on top. */
+function showConfig() {
+  const p = state.presets.get(state.id);
+  if (!p) return;
+  let base;
+  try {
+    base = applyPatch(JSON.parse(p.json), patchFor(state.id, state.scale) ?? {});
+  } catch (e) {
+    panel.showEngineError(e.message);
+    return;
+  }
+  panel.show(base, urlPatch ?? {});
+}
+
 /** Asks the worker to plan the preset at the scale (a config error shows here, before any run). */
-function replan() {
+function replan({ config = true } = {}) {
   if (!state.presets.has(state.id)) return;
+  if (config) showConfig();
   const token = ++state.plan.token;
   state.plan.ok = false;
   const summary = $("plan-summary");
@@ -182,8 +245,9 @@ function replan() {
 function showPlan(msg) {
   if (msg.token !== state.plan.token) return; // an older request
   const summary = $("plan-summary");
+  panel.showEngineError(msg.error ?? "");
   if (msg.error) {
-    summary.textContent = `This scale does not make a valid experiment: ${msg.error}`;
+    summary.textContent = `This configuration does not make a valid experiment: ${msg.error}`;
     summary.dataset.error = msg.error;
     summary.classList.add("error-text");
     state.plan.ok = false;
@@ -193,7 +257,7 @@ function showPlan(msg) {
     const data = msg.needed.length
       ? ` · data: ${msg.needed.join(", ")} (downloaded once, then cached)` : " · synthetic data";
     summary.textContent = `${msg.jobs.length} group${msg.jobs.length === 1 ? "" : "s"} · ${models} models · ` +
-      `up to ${steps} steps each${data}${urlPatch !== undefined ? " · with the address's patch" : ""}`;
+      `up to ${steps} steps each${data}${urlPatch !== undefined ? " · with your changes" : ""}`;
     Object.assign(summary.dataset, { jobs: String(msg.jobs.length), models: String(models), error: "" });
     summary.classList.remove("error-text");
     state.plan.ok = true;
@@ -249,8 +313,9 @@ function startRun({ json } = {}) {
     }
   }
   state.run = { id, scale: json ? "saved" : scale, fraction: 0, jobs: [], current: null, step: null, phase: "",
-    t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0 };
+    t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0, finishedHere: [] };
   state.saved = null;
+  setParamsJobs([]);
   state.imported = null;
   $("continue").hidden = true;
   showError("");
@@ -360,6 +425,7 @@ function onEvents(msg) {
     } else if (e.type === "diverged") {
       r.diverged += 1;
     } else if (e.type === "job_finished") {
+      r.finishedHere.push(e.job);
       const el = li(e.job);
       if (el) {
         el.dataset.state = "done";
@@ -415,7 +481,16 @@ function showReport(report, { note = "" } = {}) {
     const cap = document.createElement("figcaption");
     const link = Object.assign(document.createElement("a"), { href: url, download: `${id}-${f.name}.svg`, textContent: "SVG" });
     link.setAttribute("aria-label", `Download the figure “${f.title}” as SVG`);
-    cap.append(`${f.title} · `, link);
+    const png = Object.assign(document.createElement("a"), { href: "#", className: "png-link", textContent: "PNG" });
+    png.setAttribute("role", "button");
+    png.setAttribute("aria-label", `Download the figure “${f.title}” as PNG (twice the size, for slides)`);
+    png.addEventListener("click", (e) => {
+      e.preventDefault();
+      downloadPng(img, `${id}-${f.name}.png`).catch((err) => showError(`PNG of ${f.name}: ${err.message}`));
+    });
+    const links = Object.assign(document.createElement("span"), { className: "fig-downloads hide-as-export" });
+    links.append(link, png);
+    cap.append(`${f.title} · `, links);
     fig.append(img, cap);
     return fig;
   }));
@@ -426,6 +501,7 @@ function onFinished(msg) {
   const r = state.run;
   r.fraction = msg.fraction;
   state.saved = { id: r.id, scale: r.scale, json: msg.json, csv: msg.csv, report: msg.report };
+  setParamsJobs(r.jobs.filter((j) => r.finishedHere.includes(j.index)));
   setPhase("done");
   renderProgress();
   $("progress-group").textContent = "Done.";
@@ -439,6 +515,7 @@ function onStopped(msg) {
   const r = state.run;
   r.fraction = msg.fraction;
   state.saved = { id: r.id, scale: r.scale, json: msg.json, csv: msg.csv };
+  setParamsJobs(r.jobs.filter((j) => r.finishedHere.includes(j.index)));
   setPhase("stopped");
   renderProgress();
   const results = JSON.parse(msg.json);
@@ -480,6 +557,7 @@ function onImported(msg) {
     }
   }
   state.saved = { id, scale: "saved", json: msg.json, csv: msg.csv, report: msg.report };
+  setParamsJobs([]); // results files hold no parameters
   const blocked = offerContinue(msg.results, msg.json);
   figures.update(msg.results);
   setPhase("done");
@@ -519,7 +597,7 @@ function onMessage(msg) {
         const option = Object.assign(document.createElement("option"), { value: p.id, textContent: p.title });
         (/^e\d/.test(p.id) ? paper : other).append(option);
       }
-      const wanted = params.get("preset");
+      const wanted = address.state.preset;
       if (state.id === FREE) {
         $("preset").value = FREE;
       } else if (state.presets.has(state.id)) { // a new worker after a failed run: keep the choice
@@ -590,6 +668,10 @@ function onMessage(msg) {
     case "imported":
       onImported(msg);
       break;
+    case "params":
+      download(`${state.saved?.id ?? "sgd-lab"}-group-${msg.job + 1}-params.safetensors`, msg.bytes, "application/octet-stream");
+      $("copy-status").textContent = "";
+      break;
     case "error":
       showError(`${msg.context}: ${msg.message}`);
       if (msg.context === "init") setPhase("error");
@@ -607,6 +689,11 @@ function onMessage(msg) {
 }
 
 $("preset").addEventListener("change", () => pick($("preset").value, { fromUser: true }));
+$("config-reset").addEventListener("click", () => {
+  urlPatch = undefined;
+  setUrl();
+  replan();
+});
 $("scale").addEventListener("change", () => {
   state.scaleFromUser = true;
   setScale($("scale").value);
@@ -615,6 +702,8 @@ $("scale").addEventListener("change", () => {
 });
 $("lab-form").addEventListener("submit", (e) => {
   e.preventDefault();
+  // Enter in a field of the panel commits that field (its change event), it does not start a run.
+  if (!e.submitter && $("config-panel").contains(document.activeElement)) return;
   startRun();
 });
 $("pause").addEventListener("click", () => {
@@ -644,6 +733,9 @@ $("export-md").addEventListener("click", () => {
   const s = state.saved;
   download(`${s.id}-${s.scale}-claims.md`, s.report.markdown, "text/markdown");
 });
+$("export-params").addEventListener("click", () => {
+  worker.postMessage({ type: "params", job: Number($("params-job").value) });
+});
 $("import-file").addEventListener("change", async () => {
   const file = $("import-file").files[0];
   if (!file) return;
@@ -652,17 +744,53 @@ $("import-file").addEventListener("change", async () => {
   $("import-file").value = "";
 });
 
-// Start: the scale (quick where there is no WebGPU), the mode, then the worker.
+// --- sharing: copy the address, or build a classroom link that hides controls ----------------------------
+
+/** Copies `text` (the Clipboard API where allowed; else the text stays selected in `input` for Ctrl+C). */
+async function copy(text, status, input = null) {
+  try {
+    await navigator.clipboard.writeText(text);
+    status.textContent = "Copied.";
+  } catch {
+    input?.select();
+    status.textContent = input ? "Copying is not allowed here: the link is selected, press Ctrl+C (⌘C)." : `Copy this link: ${text}`;
+  }
+}
+
 {
-  const asked = params.get("scale");
-  if (asked && !SCALES[asked]) showError(`the address asks for scale '${asked}'; the scales are ${Object.keys(SCALES).join(", ")}`);
-  if (urlPatchError) showError(urlPatchError, { append: true });
-  setScale(SCALES[asked] ? asked : preferGpu && "gpu" in navigator ? "default" : "quick");
+  const box = $("share-hide");
+  for (const name of HIDE_NAMES) {
+    const input = Object.assign(document.createElement("input"), { type: "checkbox", value: name, id: `share-hide-${name}` });
+    const label = Object.assign(document.createElement("label"), { htmlFor: input.id });
+    label.append(input, ` ${name}: ${HIDE_LABELS[name]}`);
+    box.append(label);
+  }
+  const chosen = () => [...box.querySelectorAll("input:checked")].map((i) => i.value);
+  const refresh = () => {
+    $("share-url").value = addressOf(chosen());
+    $("share-status").textContent = "";
+  };
+  box.addEventListener("change", refresh);
+  $("share-open").addEventListener("click", () => {
+    for (const input of box.querySelectorAll("input")) input.checked = hidden.includes(input.value);
+    refresh();
+    $("share-dialog").showModal(); // a modal <dialog>: focus moves in, Escape closes it, focus returns
+  });
+  $("share-close").addEventListener("click", () => $("share-dialog").close());
+  $("share-copy").addEventListener("click", () => copy($("share-url").value, $("share-status"), $("share-url")));
+  $("copy-link").addEventListener("click", () => copy(addressOf(), $("copy-status")));
+}
+
+// Start: what the address could not say, the scale (quick where there is no WebGPU), the mode, then the worker.
+{
+  const asked = address.state.scale;
+  for (const e of address.errors) showError(`the address's ${e.message}`, { append: true });
+  setScale(asked ?? (preferGpu && "gpu" in navigator ? "default" : "quick"));
   if (!("gpu" in navigator) || !preferGpu) onEngine({ backend: "CPU (f32)", onGpu: false,
     fallbackReason: preferGpu ? "this browser offers no WebGPU (navigator.gpu)" : "?cpu in the address" });
   $("lab-engine").dataset.kind = "";
   $("lab-engine").textContent = "Starting the engine…";
-  if (params.get("preset") === FREE) {
+  if (address.state.preset === FREE) {
     state.id = FREE;
     $("preset").value = FREE;
     setMode("free");

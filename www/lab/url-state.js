@@ -135,7 +135,7 @@ function readPatch(text, fail) {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    fail("patch", `is not JSON (${e?.message ?? e}); give a JSON merge patch such as {"seeds":[1,2]}`);
+    fail("patch", `the patch is not JSON (${e?.message ?? e}); give a JSON merge patch such as {"seeds":[1,2]}`);
     return null;
   }
   if (!isObject(value)) {

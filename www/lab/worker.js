@@ -8,11 +8,15 @@
 //
 // Page → worker: {type: "init", preferGpu} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
 //   · {type: "continue", json, preferGpu} (finish the jobs a saved results file lacks) · {type: "pause"}
-//   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file).
+//   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file)
+//   · {type: "params", job} (the trained parameters of a group of the last run, as safetensors).
 // Worker → page: ready {presets, version} · engine {backend, onGpu, fallbackReason} · plan {id, jobs, needed, config}
 //   · started {backend, onGpu, fallbackReason, jobs, needed, config} · data {name, received, total, source,
 //   text} · events {events, fraction} · results {results, json, csv} · paused {fraction} · resumed · finished
-//   {report | reportError, csv, json} · stopped {json, csv} · imported {...} · error {context, message}.
+//   {report | reportError, csv, json} · stopped {json, csv} · imported {...} · params {job, bytes} · error
+//   {context, message}.
+// The last finished or stopped Experiment is kept (not freed) until the next run, so its groups' final parameters
+// can be exported; the engine bounds what it keeps to 64 MiB (src/web_experiments.rs).
 import init, { presets, version, Experiment } from "../pkg/sgd_lab.js";
 import { REAL_SETS, loadRealData } from "../data-loader.js";
 import { withTextMeasure } from "./text-measure.js";
@@ -25,6 +29,8 @@ const MB = (bytes) => (bytes / 1e6).toFixed(1);
 let ready = null; // the promise of init()
 /** The run in progress: { ex, paused, stopping, wake } (wake: resolves the wait of a paused run). */
 let current = null;
+/** The Experiment of the last run that ended (finished or stopped), kept for its parameters. */
+let last = null;
 
 const message = (e) => e?.message ?? String(e);
 
@@ -94,6 +100,9 @@ async function run(msg) {
   if (current) throw new Error("a run is already in progress (stop it first)");
   const run = { ex: null, paused: false, stopping: false, wake: null };
   current = run;
+  last?.free();
+  last = null;
+  let keep = false;
   try {
     run.ex = msg.json
       ? await Experiment.resume(msg.json, msg.preferGpu)
@@ -121,6 +130,7 @@ async function run(msg) {
       await tick(); // lets pause / stop messages in
     }
     if (run.stopping && !ex.done) ex.cancel();
+    keep = true;
     if (run.stopping) {
       post({ type: "stopped", fraction: ex.fraction, json: ex.resultsJson(), csv: ex.resultsCsv() });
       return;
@@ -133,9 +143,17 @@ async function run(msg) {
     }
     post(out);
   } finally {
-    run.ex?.free();
+    if (keep) last = run.ex;
+    else run.ex?.free();
     current = null;
   }
+}
+
+/** The trained parameters of group `job` of the last run, as safetensors bytes (transferred, not copied). */
+function params({ job }) {
+  if (!last) throw new Error("no finished run in this page: run the experiment first (saved results files hold no parameters)");
+  const bytes = last.parametersSafetensors(job);
+  self.postMessage({ type: "params", job, bytes }, [bytes.buffer]);
 }
 
 /** The report of a saved results file, without running anything (or why there is none yet). */
@@ -195,6 +213,13 @@ self.onmessage = ({ data: msg }) => {
       break;
     case "import":
       importResults(msg).catch(fail("import"));
+      break;
+    case "params":
+      try {
+        params(msg);
+      } catch (e) {
+        fail("parameters")(e);
+      }
       break;
     default:
       post({ type: "error", context: "message", message: `unknown message type '${msg.type}'` });
