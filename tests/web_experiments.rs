@@ -192,6 +192,27 @@ async fn an_aborted_signal_pauses_run_and_a_throwing_on_event_rejects_it_without
 }
 
 #[wasm_bindgen_test]
+async fn parameters_safetensors_gives_each_finished_groups_models_and_names_a_group_it_cannot() {
+    use sgd_lab::train::trace::params_from_safetensors;
+    let ex = cpu(RATIO_SWEEP, None).await.unwrap();
+    let err = |r: Result<Vec<u8>, JsError>| message(&JsValue::from(r.unwrap_err()));
+    let e = err(ex.parameters_safetensors(0));
+    assert!(e.contains("job 0") && e.contains("not finished yet"), "{e}");
+    let (on_event, _) = recorder(|_| Ok(()));
+    assert_eq!(run(&ex, &on_event, None).await, Ok(true));
+    for job in 0..2 {
+        let bytes = ex.parameters_safetensors(job).unwrap();
+        let (layout, values) = params_from_safetensors(&bytes).unwrap();
+        assert_eq!(layout.params_per_model, 2 * 8 + 8 + 8 * 2 + 2, "2→8→2");
+        assert_eq!(values.len(), 4 * layout.params_per_model, "four models per group");
+        assert!(values.iter().all(|v| v.is_finite()));
+    }
+    assert_ne!(ex.parameters_safetensors(0).unwrap(), ex.parameters_safetensors(1).unwrap(), "B=8 and B=16 train differently");
+    let e = err(ex.parameters_safetensors(2));
+    assert!(e.contains("job") && e.contains("below 2"), "{e}");
+}
+
+#[wasm_bindgen_test]
 async fn a_second_step_while_one_is_pending_is_rejected_not_panicked_on() {
     let ex = cpu(RATIO_SWEEP, None).await.unwrap();
     let (a, b) = (ex.step(), ex.step());
