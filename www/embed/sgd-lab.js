@@ -112,6 +112,7 @@ export class SgdLabElement extends HTMLElement {
     this.figures = null;
     this.phase = "loading";
     this.autoPaused = false; // paused by scrolling off screen (resumes when back)
+    this.runWhenPlanned = false; // Run was pressed while a fresh worker was starting (after a failed run)
     this.visible = true;
     this.observer = null;
     this.root = this.attachShadow({ mode: "open" });
@@ -159,6 +160,7 @@ export class SgdLabElement extends HTMLElement {
     this.$(".pause").addEventListener("click", () => this.guard(() => this.togglePause()));
     this.figures = null;
     this.autoPaused = false;
+    this.runWhenPlanned = false;
     this.dataset.fraction = "0";
     this.dataset.error = "";
     this.setPhase("loading");
@@ -244,6 +246,10 @@ export class SgdLabElement extends HTMLElement {
         this.figures.prepare(msg.config);
         this.setPhase("idle");
         this.progress(`${msg.jobs.length} group${msg.jobs.length === 1 ? "" : "s"} of models · press Run`);
+        if (this.runWhenPlanned) {
+          this.runWhenPlanned = false;
+          this.run();
+        }
         return;
       case "data":
         this.progress(msg.text);
@@ -270,6 +276,10 @@ export class SgdLabElement extends HTMLElement {
         this.progress(msg.type === "finished" ? "Done: 100 %. Open the lab for the claims report." : "Stopped.");
         return;
       case "error":
+        if (msg.context === "engine") { // the probe failed; a run may still work (it makes its own engine)
+          this.$(".engine").textContent = `The engine could not start: ${msg.message}`;
+          return;
+        }
         this.fail(`${msg.context}: ${msg.message}`);
         if (msg.context === "run") { // a panic leaves the wasm instance unusable: a fresh worker for the next run
           this.teardownWorkerOnly();
@@ -300,7 +310,7 @@ export class SgdLabElement extends HTMLElement {
       throw new AttributeError("figure", `unknown figure '${name}' for ${preset}; allowed: ${names.join(", ")}`);
     }
     this.dataset.figure = name;
-    this.figures = new LiveFigures(this.$(".figure"), { only: name });
+    this.figures ??= new LiveFigures(this.$(".figure"), { only: name }); // kept when a fresh worker replaces a failed one
     this.plan = composePatches(patchFor(preset, this.settings.scale), this.settings.patch) ?? null;
     this.worker.postMessage({ type: "plan", id: preset, patch: this.plan, token: 1 });
   }
@@ -317,8 +327,11 @@ export class SgdLabElement extends HTMLElement {
     this.$(".error").hidden = true;
     this.dataset.error = "";
     this.autoPaused = false;
-    if (!this.worker) {
-      this.spawn(); // after a failed run; `ready` plans again, then the reader presses Run
+    if (!this.worker) { // after a failed run: a fresh worker plans again, then this runs
+      this.runWhenPlanned = true;
+      this.setPhase("loading");
+      this.progress("Starting the engine again…");
+      this.spawn();
       return;
     }
     this.figures.prepare(this.config); // empties the figure of an earlier run
