@@ -210,11 +210,12 @@ describe("the course example", () => {
     }
   });
 
-  test("the element works on a page of another origin", async () => {
+  test("the element works on a page of another origin; a frame sandboxed without allow-same-origin says so", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sgd-lab-host-"));
     writeFileSync(join(dir, "index.html"), `<!doctype html><title>host</title>
       <script type="module" src="${server.url}embed/sgd-lab.js"></script>
-      <sgd-lab preset="e4-schedules" figure="loss-curves" cpu></sgd-lab>`);
+      <sgd-lab preset="e4-schedules" figure="loss-curves" cpu></sgd-lab>
+      <iframe id="opaque" sandbox="allow-scripts" src="${server.url}embed.html?preset=e4-schedules"></iframe>`);
     const host = await startServer(dir, { secure: false }); // a third-party page: its own (no) policy
     const { context, log } = await newContext();
     const page = await context.newPage();
@@ -224,6 +225,10 @@ describe("the course example", () => {
       assert.equal(await page.locator("sgd-lab").getAttribute("data-state"), "idle",
         `${await page.locator("sgd-lab").getAttribute("data-error")}\n${log.join("\n")}`);
       assert.equal(await page.locator('sgd-lab .lab-figure[data-name="loss-curves"]').count(), 1);
+      // Framed without allow-same-origin, the embed page says what its sandbox lacks.
+      const opaque = page.frameLocator("#opaque").locator("sgd-lab");
+      await until(async () => (await attr(opaque, "data-state")) === "error", 30_000);
+      assert.match(await opaque.locator(".error").textContent(), /opaque origin .*allow-scripts allow-same-origin/);
     } finally {
       await context.close();
       await host.close();

@@ -45,6 +45,10 @@ const message = (e) => e?.message ?? String(e);
  * module that imports it (workers must be same-origin; a module import may be cross-origin with CORS).
  */
 function startWorker() {
+  if (self.origin === "null") {
+    throw new Error("this page has an opaque origin (an iframe sandboxed without allow-same-origin?), so the engine's " +
+      "worker cannot start; embed it with sandbox=\"allow-scripts allow-same-origin\"");
+  }
   if (new URL(WORKER_URL).origin === location.origin) return new Worker(WORKER_URL, { type: "module" });
   const boot = URL.createObjectURL(new Blob([`import ${JSON.stringify(WORKER_URL)};`], { type: "text/javascript" }));
   try {
