@@ -6,13 +6,15 @@
 //     from a run; scrolling an element off screen pauses its run (the fraction stops) and scrolling back
 //     resumes it; every request of the page, its workers and its service worker goes to the page's own origin;
 //   - bad attributes are shown inside the element, naming the allowed values;
-//   - the element works on a page of another origin (CORS + the blob: worker bootstrap);
+//   - the element works on a page of another origin (CORS + the blob: worker bootstrap); framed without
+//     allow-same-origin it names the missing sandbox flag;
 //   - the lab page runs with no securitypolicyviolation and only same-origin requests; after the service worker
-//     controls it, it reloads and runs again with the network off and the server gone.
+//     controls it, it reloads and runs again with the network off and the server gone; a new build id in
+//     pkg/shell.js makes the service worker replace its cache.
 // All runs on the CPU fallback (no --enable-unsafe-webgpu), at the quick scale with small patches.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -274,6 +276,31 @@ describe("the lab page", () => {
     } finally {
       await context.close();
       await own.close().catch(() => {});
+    }
+  });
+
+  test("a new build (a new build id in pkg/shell.js) replaces the offline cache", { timeout: 120_000 }, async () => {
+    // A copy of www/ (the data sets linked, not copied) whose shell.js the test can rewrite.
+    const dir = mkdtempSync(join(tmpdir(), "sgd-lab-www-"));
+    cpSync(WWW, dir, { recursive: true, filter: (src) => src !== join(WWW, "data") });
+    symlinkSync(join(WWW, "data"), join(dir, "data"));
+    const own = await startServer(dir);
+    const { context } = await newContext();
+    const page = await context.newPage();
+    const shellCaches = () => page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith("sgd-lab-shell-")).sort());
+    try {
+      await page.goto(`${own.url}embed.html?preset=e4-schedules&cpu`);
+      await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 60_000 });
+      const shell = readFileSync(join(dir, "pkg/shell.js"), "utf8");
+      const build = shell.match(/build: "([0-9a-f]+)"/)[1];
+      assert.deepEqual(await shellCaches(), [`sgd-lab-shell-${build}`]);
+      writeFileSync(join(dir, "pkg/shell.js"), shell.replace(build, "0123456789abcdef"));
+      await page.evaluate(async () => (await navigator.serviceWorker.getRegistration()).update());
+      await until(async () => JSON.stringify(await shellCaches()) === JSON.stringify(["sgd-lab-shell-0123456789abcdef"]), 60_000);
+    } finally {
+      await context.close();
+      await own.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
