@@ -11,7 +11,8 @@
 //   edge_of_stability    λ_max over training against 2/η, and λ_max·η/2 (1 at the edge)
 //
 // Each figure is a <figure class="lab-figure" data-name data-points data-series>: data-points counts the
-// finite points drawn (read by tests/e2e/lab.test.mjs).
+// finite points drawn (read by tests/e2e/lab.test.mjs and embed.test.mjs). The embeddable <sgd-lab> element
+// (www/embed/sgd-lab.js) shows one of them: `new LiveFigures(parent, { only: name })`, names from figureNames().
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 
 const HEIGHT = 230;
@@ -209,6 +210,11 @@ function edgeThresholds(results, xs) {
   }));
 }
 
+/** The names of the live figures of a kind of experiment (E1: ratio_sweep, …), in the lab's order. */
+export function figureNames(kind) {
+  return (SPECS[kind] ?? []).map((spec) => spec.name);
+}
+
 // --- drawing ---------------------------------------------------------------------------------------------
 
 const resolve = (v, results) => (typeof v === "function" ? v(results) : v);
@@ -320,8 +326,10 @@ class LiveFigure {
  * queued, "0" once every figure shows the latest results.
  */
 export class LiveFigures {
-  constructor(parent) {
+  /** `only`: the name of the one figure to show (see figureNames), or undefined for all of the kind's. */
+  constructor(parent, { only } = {}) {
     this.parent = parent;
+    this.only = only;
     this.figures = [];
     this.kind = null;
     this.latest = null;
@@ -343,7 +351,7 @@ export class LiveFigures {
     }
     for (const f of this.figures) f.destroy();
     this.kind = kind;
-    this.figures = (SPECS[kind] ?? []).map((spec) => new LiveFigure(this.parent, spec, config));
+    this.figures = (SPECS[kind] ?? []).filter((spec) => !this.only || spec.name === this.only).map((spec) => new LiveFigure(this.parent, spec, config));
   }
 
   update(results) {
