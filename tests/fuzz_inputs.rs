@@ -56,7 +56,10 @@ impl Tally {
     }
     fn print(&self, name: &str) {
         let total: usize = self.outcomes.values().sum();
-        eprintln!("{name}: {total} inputs, slowest {:.1} ms; {:?}", self.slowest.as_secs_f64() * 1e3, self.outcomes);
+        // Written to stderr directly, not through eprintln!, so the counts show even when the test harness
+        // captures the output of passing tests (as `cargo test` does).
+        let line = format!("{name}: {total} inputs, slowest {:.1} ms; {:?}\n", self.slowest.as_secs_f64() * 1e3, self.outcomes);
+        std::io::stderr().write_all(line.as_bytes()).unwrap();
     }
 }
 
