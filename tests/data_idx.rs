@@ -60,7 +60,7 @@ fn a_bad_magic_number_is_refused_naming_the_file_and_offset_0() {
 #[test]
 fn a_truncated_header_is_refused_with_the_missing_bytes() {
     let m = data_error(parse_images("short", &three_images()[..10]));
-    assert!(m.contains("short") && m.contains("truncated header") && m.contains("bytes 8..12") && m.contains("only 10 bytes"), "{m}");
+    assert!(m.contains("short") && m.contains("truncated header") && m.contains("byte offsets 8..12") && m.contains("only 10 bytes"), "{m}");
     let m = data_error(parse_labels("empty", &[]));
     assert!(m.contains("truncated header"), "{m}");
 }

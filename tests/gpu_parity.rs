@@ -443,6 +443,19 @@ async fn a_backend_too_large_for_the_device_limits_is_refused_with_the_limit_nam
 }
 gpu_test!(a_backend_too_large_for_the_device_limits_is_refused_with_the_limit_named);
 
+async fn too_many_models_for_the_parameter_buffer_are_refused_with_a_count_that_fits() {
+    let ctx = ctx().await;
+    let layout = Layout::new(&[784, 4096, 10], Activation::Relu);
+    let (p, limit) = (layout.params_per_model as u64, ctx.limits().max_storage_buffer_binding_size);
+    let k = (limit / (p * 4) + 1) as usize;
+    let e = GpuBackend::new(&ctx, &layout, k, 1).err().expect("K × parameters beyond the binding limit");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("{k} models × {p} parameters")) && msg.contains("max_storage_buffer_binding_size"), "{msg}");
+    let fit: u64 = msg.rsplit("use at most ").next().unwrap().split(' ').next().unwrap().parse().expect("a number");
+    assert!(fit >= 1 && fit * p * 4 <= limit && (fit + 1) * p * 4 > limit, "{fit} models is the most that fits: {msg}");
+}
+gpu_test!(too_many_models_for_the_parameter_buffer_are_refused_with_a_count_that_fits);
+
 // ---------------------------------------------------------------- Hessian-vector products
 
 /// GPU HVP (f32, R-operator kernels) vs the CPU f64 reference: all three activations, widths that cross the

@@ -243,3 +243,23 @@ fn the_cpu_backend_gives_the_same_bits_on_1_2_3_and_4_threads() {
         }
     }
 }
+
+#[test]
+fn a_trainer_that_does_not_record_batches_keeps_no_indices_and_trains_the_same_bits() {
+    let cfg = config(r#"[{"lr": 0.1, "momentum": 0.9, "seed": 1}, {"lr": 0.05, "seed": 2}]"#, 300, "shuffle");
+    let (events, mut recorded) = run(cfg.clone());
+    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), cfg.models.len(), cfg.max_batch()).unwrap();
+    let mut t = Trainer::new(cfg, backend).unwrap();
+    t.set_record_batches(false);
+    let mut quiet = Vec::new();
+    while !t.is_done() {
+        quiet.extend(pollster::block_on(t.run_chunk()).unwrap());
+    }
+    assert!(t.trace().batches.is_empty() && t.trace().batch_sizes.is_empty(), "no per-step memory is kept");
+    assert_eq!(recorded.trace().batches.len(), 300 * 2 * 16);
+    assert_eq!(t.examples_seen(), 300 * 16);
+    assert_eq!(format!("{quiet:?}"), format!("{events:?}"));
+    let a = pollster::block_on(recorded.backend_mut().read_params()).unwrap();
+    let b = pollster::block_on(t.backend_mut().read_params()).unwrap();
+    assert_eq!(a, b);
+}

@@ -56,15 +56,17 @@ pub fn gunzip(file: &str, bytes: &[u8], max: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut decoder = flate2::read::GzDecoder::new(bytes).take(max as u64 + 1);
     if let Err(e) = decoder.read_to_end(&mut out) {
+        // The decoder reads its input through a buffer, so the offset is where it had read up to.
+        let read = bytes.len() - decoder.get_ref().get_ref().len();
         return Err(LabError::Data(format!(
-            "{file}: the gzip stream is corrupt or truncated ({e}) after {} decompressed bytes ({} compressed bytes in the file); fetch the file again (scripts/fetch-data --force)",
-            out.len(),
-            bytes.len()
+            "{file}: the gzip stream is corrupt or truncated ({e}): the decoder had read up to compressed byte offset {read} of {} and produced {} decompressed bytes; fetch the file again (scripts/fetch-data --force)",
+            bytes.len(),
+            out.len()
         )));
     }
     if out.len() > max {
         return Err(LabError::Data(format!(
-            "{file}: decompresses to more than {max} bytes, more than any data set the lab accepts"
+            "{file}: decompresses to more than {max} bytes (stopped at decompressed byte offset {max}), more than any data set the lab accepts"
         )));
     }
     Ok(out)
@@ -83,7 +85,7 @@ fn be_u32(file: &str, bytes: &[u8], offset: usize, what: &str) -> Result<u32> {
     match bytes.get(offset..offset + 4) {
         Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
         None => Err(LabError::Data(format!(
-            "{file}: truncated header: {what} (bytes {offset}..{}) is missing, the file has only {} bytes",
+            "{file}: truncated header: {what} (byte offsets {offset}..{}) is missing, the file has only {} bytes",
             offset + 4,
             bytes.len()
         ))),

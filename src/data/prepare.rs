@@ -190,6 +190,13 @@ impl DatasetConfig {
                     format!("must be between 1 and {} ({pool} training examples of {} less {v} held out for validation), got {n}", pool - v, self.name.name()),
                 ));
             }
+            let c = self.name.classes();
+            if n < c {
+                return Err(LabError::config(
+                    field("train_size"),
+                    format!("{n} examples cannot hold one of each of the {c} classes of {}; use at least {c}", self.name.name()),
+                ));
+            }
         }
         let p = self.random_label_fraction;
         if !p.is_finite() || !(0.0..=1.0).contains(&p) {

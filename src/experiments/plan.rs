@@ -159,14 +159,26 @@ pub fn plan(cfg: &ExperimentConfig) -> Result<Vec<Job>> {
         ExperimentKind::Breakdown { lr, batch_size, betas, train_sizes } => {
             for (ni, &n) in train_sizes.iter().enumerate() {
                 for (bi, &beta) in betas.iter().enumerate() {
-                    let b = ((*batch_size as f64 * beta).round() as usize).max(1);
+                    let b = (*batch_size as f64 * beta).round() as usize;
+                    let blr = (f64::from(*lr) * beta) as f32;
+                    // Refused, not clamped: a B rounded up to 1 or an η·β that underflows would break the fixed ratio.
+                    if b == 0 || !(blr.is_finite() && blr > 0.0) {
+                        return Err(LabError::config(
+                            format!("experiment.betas[{bi}]"),
+                            format!(
+                                "β = {beta} makes B = {} and η = {blr}; B must be at least 1 and η a finite number > 0, so use β ≥ {} and β ≤ {}",
+                                *batch_size as f64 * beta,
+                                0.5 / *batch_size as f64,
+                                f64::from(f32::MAX) / f64::from(*lr)
+                            ),
+                        ));
+                    }
                     if b > n {
                         return Err(LabError::config(
                             format!("experiment.betas[{bi}]"),
                             format!("β = {beta} makes B = {b}, more than experiment.train_sizes[{ni}] = {n} examples; use β ≤ {}", n as f64 / *batch_size as f64),
                         ));
                     }
-                    let blr = (f64::from(*lr) * beta) as f32;
                     let run = RunSpec { train_size: Some(n), ..RunSpec::new(b, cfg.budget, 0, format!("N={n}, β={beta}")) };
                     for &seed in &cfg.seeds {
                         let mut t = tag(blr, b, seed, cfg.momentum, 0, format!("N={n}, β={beta}"));

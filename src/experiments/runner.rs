@@ -288,7 +288,9 @@ impl ExperimentRun {
         let k = job.train.models.len();
         let backend = self.factory.build(&job.train.model.layout(), k, job.train.max_batch().max(EVAL_ROWS))?;
         let describe = backend.describe();
-        let trainer = Trainer::with_data(job.train.clone(), backend, data).map_err(|e| LabError::Backend(format!("group {j} ({}): {e}", job.label)))?;
+        let mut trainer = Trainer::with_data(job.train.clone(), backend, data).map_err(|e| LabError::Backend(format!("group {j} ({}): {e}", job.label)))?;
+        // The batch indices are not needed here; recording them would grow memory with every step of a long group.
+        trainer.set_record_batches(false);
         let models = job
             .tags
             .iter()
@@ -318,15 +320,14 @@ impl ExperimentRun {
         let mut out = Vec::new();
         if !cur.trainer.is_done() {
             let events = cur.trainer.run_chunk_with_curvature().await?;
-            let n = cur.trainer.data().n as f64;
-            let epochs_at = |t: &Trainer<AnyBackend>, step: usize| -> f64 {
-                let bs = &t.trace().batch_sizes;
-                bs[..step.min(bs.len())].iter().map(|&b| f64::from(b)).sum::<f64>() / n
-            };
+            // Evaluations fall at the end of a chunk, so the examples seen so far are those up to `step`
+            // (an integer below 2⁵³: the same f64 as summing the batch sizes).
+            let epoch_now = cur.trainer.examples_seen() as f64 / cur.trainer.data().n as f64;
             for e in events {
                 match e {
                     Event::Eval { step, metrics } | Event::Finished { steps: step, metrics } => {
-                        let epoch = epochs_at(&cur.trainer, step);
+                        debug_assert_eq!(step, cur.trainer.steps_done());
+                        let epoch = epoch_now;
                         for (m, r) in cur.models.iter_mut().enumerate() {
                             let p = curve_point(&metrics, m, step, epoch);
                             r.curve.push(p.clone());

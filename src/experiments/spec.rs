@@ -298,7 +298,7 @@ impl ExperimentConfig {
             let p: serde_json::Value = serde_json::from_str(p).map_err(|e| json_err(e, "(override)"))?;
             merge_patch(&mut v, &p);
         }
-        let cfg: ExperimentConfig = serde_json::from_value(v).map_err(|e| LabError::config("(json)", e.to_string()))?;
+        let cfg: ExperimentConfig = crate::error::from_json_value(v)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -172,9 +172,7 @@ pub mod limits {
 impl TrainConfig {
     /// Parses JSON and validates every field; errors name the field.
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: TrainConfig = serde_json::from_str(text).map_err(|e| {
-            LabError::config("(json)", format!("{e} (line {}, column {})", e.line(), e.column()))
-        })?;
+        let cfg: TrainConfig = crate::error::from_json_str(text)?;
         cfg.validate()?;
         Ok(cfg)
     }

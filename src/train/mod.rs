@@ -187,6 +187,7 @@ pub struct Trainer<B: Backend> {
     indices: Vec<u32>,
     trace: TrainTrace,
     snapshot_every: usize,
+    record_batches: bool,
     /// Schedule stage of the next step, examples seen so far, and the stage whose η the backend holds.
     stage: usize,
     examples_seen: u64,
@@ -248,6 +249,7 @@ impl<B: Backend> Trainer<B> {
             finished: false,
             indices: Vec::new(),
             snapshot_every: 0,
+            record_batches: true,
             stage: 0,
             examples_seen: 0,
             hyper_stage: 0,
@@ -287,6 +289,18 @@ impl<B: Backend> Trainer<B> {
     /// The trace recorded so far.
     pub fn trace(&self) -> &TrainTrace {
         &self.trace
+    }
+
+    /// Whether the trace records each step's mini-batch indices and size (default: yes). The indices cost
+    /// K × B × 4 bytes per step, so a long run that does not need the trace (the experiments runner) turns
+    /// them off and keeps its memory flat; the initial parameters are always kept.
+    pub fn set_record_batches(&mut self, on: bool) {
+        self.record_batches = on;
+    }
+
+    /// Training examples seen so far by each model (the sum of the batch sizes of all steps taken).
+    pub fn examples_seen(&self) -> u64 {
+        self.examples_seen
     }
 
     /// Makes every chunk end on a multiple of `n` steps (0: no constraint), so that the caller can
@@ -348,8 +362,10 @@ impl<B: Backend> Trainer<B> {
         for _ in 0..steps {
             self.sampler.next_step_with(&mut self.indices, batch);
         }
-        self.trace.batches.extend_from_slice(&self.indices);
-        self.trace.batch_sizes.extend(std::iter::repeat_n(batch as u32, steps));
+        if self.record_batches {
+            self.trace.batches.extend_from_slice(&self.indices);
+            self.trace.batch_sizes.extend(std::iter::repeat_n(batch as u32, steps));
+        }
         self.backend.train_steps(self.handles.train, &self.indices, batch)?;
         let progress = self.backend.read_progress().await?;
         let losses = (0..k).map(|m| (0..steps).map(|s| progress.losses[s * k + m]).collect()).collect();

@@ -133,7 +133,8 @@ impl GpuBackend {
             return Err(LabError::Gpu(format!("K = {k} models exceed max_compute_workgroups_per_dimension ({groups_limit}); use at most {groups_limit} models per backend")));
         }
         let p = layout.params_per_model;
-        let param_bytes = (k * p * 4) as u64;
+        // u64: on wasm32 K × P × 4 can overflow usize before the check.
+        let param_bytes = k as u64 * p as u64 * 4;
         if param_bytes > bind_limit {
             return Err(LabError::Gpu(format!(
                 "{k} models × {p} parameters need {:.1} MiB, more than max_storage_buffer_binding_size ({:.0} MiB); use at most {} models per backend",
