@@ -70,3 +70,22 @@ fn counters_count_every_dispatch_and_readback_and_buffer_bytes_grow_with_what_is
         assert!(gpu.buffer_bytes() >= before_hvp + 2 * (k * p * 4) as u64, "the HVP's vectors and result are counted");
     });
 }
+
+#[test]
+fn throughput_probes_check_their_results_and_report_positive_rates_with_the_timer_used() {
+    use sgd_lab::backend::gpu::throughput;
+    pollster::block_on(async {
+        let ctx = GpuContext::new().await.expect("a GPU adapter (lavapipe: mesa-vulkan-drivers)");
+        // A non-tile size: the probe checks C = 0.5·0.01·k + 0.01 before returning a rate.
+        let g = throughput::gemm(&ctx, 70, 33, 45, 2, 2).await.unwrap();
+        assert_eq!(g.flop, 2.0 * (70 * 33 * 45 * 2 * 2) as f64);
+        let p = throughput::peak_fma(&ctx, 1000, 16).await.unwrap();
+        assert_eq!(p.flop, 1000.0 * 16.0 * 64.0);
+        for t in [&g, &p] {
+            assert!(t.gflops().is_finite() && t.gflops() > 0.0, "{t:?}");
+            let want = if throughput::has_timestamps(&ctx) { ["timestamp", "wall"].as_slice() } else { ["wall"].as_slice() };
+            assert!(want.contains(&t.timer), "{t:?}");
+        }
+        assert!(throughput::gemm(&ctx, 0, 1, 1, 1, 1).await.unwrap_err().to_string().contains("m = 0"));
+    });
+}

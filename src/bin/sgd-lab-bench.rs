@@ -94,6 +94,19 @@ struct Args {
     /// Examples each slice point is evaluated on.
     #[arg(long, default_value_t = 1024)]
     slice_examples: usize,
+    /// Instead of the training matrix: time the lab's GEMM kernel alone on n×n·n×n products of these sizes
+    /// and the device's measured FMA peak (`shaders/peak_fma.wgsl`); GFLOP/s and the fraction of the peak.
+    #[arg(long, value_delimiter = ',')]
+    gemm_sizes: Option<Vec<usize>>,
+    /// Dispatches of each GEMM probe in its timed pass.
+    #[arg(long, default_value_t = 10)]
+    gemm_reps: usize,
+    /// Threads of the peak probe (256 per workgroup).
+    #[arg(long, default_value_t = 1 << 20)]
+    peak_threads: usize,
+    /// FMA-loop iterations of each peak-probe thread (64 FLOP each).
+    #[arg(long, default_value_t = 4096)]
+    peak_iterations: u32,
     /// Output format.
     #[arg(long, value_enum, default_value = "md")]
     format: Format,
@@ -123,6 +136,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn run(args: &Args) -> Result<(), LabError> {
+    if let Some(sizes) = &args.gemm_sizes {
+        return run_probes(args, sizes);
+    }
     if args.reps == 0 || args.steps == 0 {
         return Err(LabError::config("--reps", "--reps and --steps must be at least 1"));
     }
@@ -354,4 +370,38 @@ fn time_slice(backend: &mut AnyBackend, spec: &MlpSpec, h: DataHandle, args: &Ar
         return Err(LabError::Backend(format!("a slice point's loss came out {bad}: the timing would not be of a real slice")));
     }
     Ok(SliceTiming { points: l.points(), points_per_s: l.points() as f64 / secs, counts: counters(backend).zip(before).map(|(a, b)| a - b) })
+}
+
+/// The GEMM and peak probes (`--gemm-sizes`): one row per size, then the peak.
+fn run_probes(args: &Args, sizes: &[usize]) -> Result<(), LabError> {
+    use sgd_lab::backend::gpu::{throughput, GpuContext};
+    if let Some(bad) = sizes.iter().find(|&&s| s == 0) {
+        return Err(LabError::config("--gemm-sizes", format!("sizes must be ≥ 1 (got {bad})")));
+    }
+    if args.gemm_reps == 0 || args.peak_threads == 0 || args.peak_iterations == 0 {
+        return Err(LabError::config("--gemm-reps", "--gemm-reps, --peak-threads and --peak-iterations must be at least 1"));
+    }
+    let ctx = pollster::block_on(GpuContext::new())?;
+    let peak = pollster::block_on(throughput::peak_fma(&ctx, args.peak_threads, args.peak_iterations))?;
+    let rows: Vec<(usize, throughput::Timing)> =
+        sizes.iter().map(|&n| Ok((n, pollster::block_on(throughput::gemm(&ctx, n, n, n, 1, args.gemm_reps))?))).collect::<Result<_, LabError>>()?;
+    match args.format {
+        Format::Md => {
+            println!("Device: {} · driver {} · timer: {}", ctx.describe(), ctx.driver(), peak.timer);
+            println!();
+            println!("| probe | GFLOP/s | of measured peak |");
+            println!("|---|---|---|");
+            println!("| FMA peak (peak_fma.wgsl, {} threads × {} iterations) | {:.1} | 100 % |", args.peak_threads, args.peak_iterations, peak.gflops());
+            for (n, t) in &rows {
+                println!("| GEMM {n}×{n}·{n}×{n} ({} dispatches) | {:.1} | {:.1} % |", args.gemm_reps, t.gflops(), 100.0 * t.gflops() / peak.gflops());
+            }
+        }
+        Format::Json => {
+            println!("{}", serde_json::json!({"probe": "peak_fma", "device": ctx.describe(), "driver": ctx.driver(), "gflops": peak.gflops(), "seconds": peak.seconds, "timer": peak.timer}));
+            for (n, t) in &rows {
+                println!("{}", serde_json::json!({"probe": "gemm", "size": n, "reps": args.gemm_reps, "gflops": t.gflops(), "seconds": t.seconds, "timer": t.timer, "fraction_of_peak": t.gflops() / peak.gflops()}));
+            }
+        }
+    }
+    Ok(())
 }

@@ -122,7 +122,9 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("sgd-lab"),
-                required_features: wgpu::Features::empty(),
+                // Timestamp queries only where offered: the throughput probes (`throughput.rs`) time with
+                // them; nothing else uses them, so the portability contract is unchanged.
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 required_limits: wgpu::Limits::default(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -163,6 +165,11 @@ impl GpuContext {
     /// Dispatches recorded and readbacks made so far on this context (all its backends together).
     pub fn counters(&self) -> GpuCounters {
         GpuCounters { dispatches: self.counters.dispatches.load(Ordering::Relaxed), readbacks: self.counters.readbacks.load(Ordering::Relaxed) }
+    }
+
+    /// The adapter's driver and driver details, e.g. `"llvmpipe: Mesa 22.3.6 (LLVM 15.0.6)"` (may be empty in browsers).
+    pub fn driver(&self) -> String {
+        format!("{}: {}", self.info.driver, self.info.driver_info)
     }
 
     /// The limits the device was created with (WebGPU's defaults).
@@ -261,7 +268,7 @@ impl GpuContext {
     }
 }
 
-async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, binds: &'static [Bind]) -> Result<Kernel> {
+pub(crate) async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, binds: &'static [Bind]) -> Result<Kernel> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(src.into()) });
     let entries: Vec<wgpu::BindGroupLayoutEntry> = binds

@@ -16,6 +16,8 @@ mod hvp;
 pub mod kernels;
 mod params;
 mod perturb;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod throughput;
 
 pub use context::{GpuContext, GpuCounters};
 
