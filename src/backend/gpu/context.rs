@@ -1,5 +1,8 @@
 //! The device context: adapter, device, queue and the compiled kernels, built once and shared.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use crate::error::{LabError, Result};
 
 /// How a kernel binds one resource; must match the `@binding` declarations of its WGSL file
@@ -57,9 +60,35 @@ pub struct GpuContext {
     pub(crate) queue: wgpu::Queue,
     pub(crate) kernels: Kernels,
     info: wgpu::AdapterInfo,
+    /// Work counted since the context was made (shared by every backend on it; see [`GpuCounters`]).
+    pub(crate) counters: Arc<Counters>,
     // Kept so the adapter (and on some platforms the instance) outlives the device.
     _adapter: wgpu::Adapter,
     _instance: wgpu::Instance,
+}
+
+/// The context's running totals: one relaxed atomic add per recorded dispatch and per readback.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    dispatches: AtomicU64,
+    readbacks: AtomicU64,
+}
+
+/// Totals of GPU work since a [`GpuContext`] was made, over every backend that uses it.
+/// Counted where the work is recorded, so a difference of two snapshots is exact for the calls between them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuCounters {
+    /// Compute dispatches recorded (every kernel launch of every backend operation).
+    pub dispatches: u64,
+    /// Readbacks (each a GPU→CPU copy that the CPU waits for; [`GpuContext`]'s only way data comes back).
+    pub readbacks: u64,
+}
+
+impl std::ops::Sub for GpuCounters {
+    type Output = GpuCounters;
+    fn sub(self, rhs: GpuCounters) -> GpuCounters {
+        GpuCounters { dispatches: self.dispatches - rhs.dispatches, readbacks: self.readbacks - rhs.readbacks }
+    }
 }
 
 /// The error for "no adapter": short in a browser (the page shows it), with wgpu's details natively.
@@ -93,7 +122,9 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("sgd-lab"),
-                required_features: wgpu::Features::empty(),
+                // Timestamp queries only where offered: the throughput probes (`throughput.rs`) time with
+                // them; nothing else uses them, so the portability contract is unchanged.
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 required_limits: wgpu::Limits::default(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -114,7 +145,7 @@ impl GpuContext {
         let mut it = built.into_iter();
         let mut next = || it.next().expect("one kernel per source");
         let kernels = Kernels { gather: next(), gemm: next(), softmax: next(), bias: next(), sgd: next(), r_softmax: next(), perturb: next() };
-        Ok(GpuContext { device, queue, kernels, info, _adapter: adapter, _instance: instance })
+        Ok(GpuContext { device, queue, kernels, info, counters: Arc::default(), _adapter: adapter, _instance: instance })
     }
 
     /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.
@@ -129,6 +160,16 @@ impl GpuContext {
         let name = [&i.name, &i.driver, &i.driver_info].into_iter().find(|s| !s.trim().is_empty()).map_or("unnamed adapter", |s| s.as_str());
         let api = if i.backend == wgpu::Backend::BrowserWebGpu { "WebGPU".to_string() } else { format!("{:?}", i.backend) };
         format!("GPU: {name} ({api})")
+    }
+
+    /// Dispatches recorded and readbacks made so far on this context (all its backends together).
+    pub fn counters(&self) -> GpuCounters {
+        GpuCounters { dispatches: self.counters.dispatches.load(Ordering::Relaxed), readbacks: self.counters.readbacks.load(Ordering::Relaxed) }
+    }
+
+    /// The adapter's driver and driver details, e.g. `"llvmpipe: Mesa 22.3.6 (LLVM 15.0.6)"` (may be empty in browsers).
+    pub fn driver(&self) -> String {
+        format!("{}: {}", self.info.driver, self.info.driver_info)
     }
 
     /// The limits the device was created with (WebGPU's defaults).
@@ -184,6 +225,7 @@ impl GpuContext {
     /// mapping (polling the device natively, awaiting the browser on wasm) and returns each range's bytes.
     /// This is the only way results leave the GPU: one call is one readback.
     pub(crate) async fn read_back(&self, parts: &[(&wgpu::Buffer, u64, u64)]) -> Result<Vec<Vec<u8>>> {
+        self.counters.readbacks.fetch_add(1, Ordering::Relaxed);
         let total: u64 = parts.iter().map(|p| p.2.next_multiple_of(4)).sum();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback staging"),
@@ -226,7 +268,7 @@ impl GpuContext {
     }
 }
 
-async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, binds: &'static [Bind]) -> Result<Kernel> {
+pub(crate) async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, binds: &'static [Bind]) -> Result<Kernel> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(src.into()) });
     let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
@@ -267,13 +309,26 @@ async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, binds: &'sta
     Ok(Kernel { pipeline, layout, binds })
 }
 
-/// Records dispatches of the lab's kernels into a compute pass, counting them.
+/// Records dispatches of the lab's kernels into a compute pass, counting them (here, and on drop into the
+/// context's [`GpuCounters`]).
 pub(crate) struct Recorder<'p> {
     pub pass: wgpu::ComputePass<'p>,
     pub dispatches: usize,
+    counters: Arc<Counters>,
 }
 
-impl Recorder<'_> {
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        self.counters.dispatches.fetch_add(self.dispatches as u64, Ordering::Relaxed);
+    }
+}
+
+impl<'p> Recorder<'p> {
+    /// A recorder into `pass` that adds its dispatches to `ctx`'s counters.
+    pub fn new(pass: wgpu::ComputePass<'p>, ctx: &GpuContext) -> Self {
+        Recorder { pass, dispatches: 0, counters: ctx.counters.clone() }
+    }
+
     /// Dispatches `kernel` with `bg` over an explicit grid.
     pub fn grid(&mut self, kernel: &Kernel, bg: &wgpu::BindGroup, offsets: &[u32], grid: [u32; 3]) {
         self.pass.set_pipeline(&kernel.pipeline);

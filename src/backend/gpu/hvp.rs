@@ -72,6 +72,13 @@ pub(crate) struct HvpBuffers {
     labels: wgpu::Buffer,
 }
 
+impl HvpBuffers {
+    /// Every buffer held (for [`GpuBackend::buffer_bytes`]).
+    pub(crate) fn buffers(&self) -> [&wgpu::Buffer; 4] {
+        [&self.work, &self.v, &self.out, &self.labels]
+    }
+}
+
 /// Which buffer a GEMM reads as its `params` binding (B operand and bias): the weights or the vectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Src {
@@ -290,7 +297,7 @@ impl Curvature for GpuBackend {
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("hvp") });
         {
             let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("hvp"), timestamp_writes: None });
-            let mut rec = Recorder { pass, dispatches: 0 };
+            let mut rec = Recorder::new(pass, ctx);
             for (c, &key) in chunk_key.iter().enumerate() {
                 let rows = keys[key].0;
                 for (op, bg) in programs[key].iter().zip(&bind_groups[key]) {

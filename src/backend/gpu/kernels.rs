@@ -41,7 +41,7 @@ async fn run_alone(ctx: &GpuContext, kernel: &Kernel, args: &[Arg<'_>], grid: [u
     let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kernel test") });
     {
         let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-        let mut rec = Recorder { pass, dispatches: 0 };
+        let mut rec = Recorder::new(pass, ctx);
         rec.grid(kernel, &bg, &offsets, grid);
     }
     ctx.queue.submit([enc.finish()]);

@@ -16,8 +16,10 @@ mod hvp;
 pub mod kernels;
 mod params;
 mod perturb;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod throughput;
 
-pub use context::GpuContext;
+pub use context::{GpuContext, GpuCounters};
 
 use crate::backend::cpu::check_dataset_fits;
 use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
@@ -253,6 +255,28 @@ impl GpuBackend {
         self.last_dispatches.checked_div(self.last_steps).unwrap_or(3 * self.layout.layers.len() + 3)
     }
 
+    /// Bytes of the GPU buffers this backend holds now: parameters, velocity, gradients, work, uniforms,
+    /// step-sized buffers at their current capacity, every uploaded data set, and the HVP and perturbation
+    /// buffers once made. Not counted: per-call transients (readback staging, the HVP's per-call uniforms)
+    /// and what the driver adds (alignment, pipelines).
+    pub fn buffer_bytes(&self) -> u64 {
+        let g = &self.grow;
+        let mut bufs: Vec<&wgpu::Buffer> = vec![
+            &self.params, &self.velocity, &self.grads, &self.hyper, &self.flags, &self.work, &self.batch_labels,
+            &self.row_loss, &self.row_correct, &self.statics, &g.slots, &g.indices, &g.losses, &g.partials,
+        ];
+        for d in &self.datasets {
+            bufs.extend([&d.words, &d.labels, &d.uniforms]);
+        }
+        if let Some(h) = &self.hvp {
+            bufs.extend(h.buffers());
+        }
+        if let Some(p) = &self.perturb {
+            bufs.extend(p.buffers());
+        }
+        bufs.iter().map(|b| b.size()).sum()
+    }
+
     /// Queue submits of the last `train_steps` call (1: all its steps go in one submit).
     pub fn submits_last_call(&self) -> usize {
         self.last_submits
@@ -423,7 +447,7 @@ impl GpuBackend {
             let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
             {
                 let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
-                let mut rec = Recorder { pass, dispatches: 0 };
+                let mut rec = Recorder::new(pass, &self.ctx);
                 for i in s..end {
                     body(self, &mut rec, i);
                 }

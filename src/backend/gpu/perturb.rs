@@ -11,9 +11,17 @@ use crate::error::{LabError, Result};
 
 /// The buffers and bind group of the perturbation, created on the first `set_perturb_basis`.
 pub(crate) struct PerturbState {
+    uniform: wgpu::Buffer,
     basis: wgpu::Buffer,
     coeffs: wgpu::Buffer,
     bind: wgpu::BindGroup,
+}
+
+impl PerturbState {
+    /// Every buffer held (for [`GpuBackend::buffer_bytes`]).
+    pub(crate) fn buffers(&self) -> [&wgpu::Buffer; 3] {
+        [&self.uniform, &self.basis, &self.coeffs]
+    }
 }
 
 impl Perturb for GpuBackend {
@@ -32,7 +40,7 @@ impl Perturb for GpuBackend {
             let basis = ctx.storage("perturb basis", (3 * p * 4) as u64);
             let coeffs = ctx.storage("perturb coefficients", (k * 16) as u64);
             let bind = ctx.bind_group("perturb", &ctx.kernels.perturb, &[(&uniform, 0, Some(16)), (&self.params, 0, None), (&basis, 0, None), (&coeffs, 0, None)]);
-            self.perturb = Some(PerturbState { basis, coeffs, bind });
+            self.perturb = Some(PerturbState { uniform, basis, coeffs, bind });
         }
         let st = self.perturb.as_ref().expect("created above");
         for (i, v) in [base, d1, d2].into_iter().enumerate() {
@@ -49,7 +57,7 @@ impl Perturb for GpuBackend {
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("perturb") });
         {
             let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("perturb"), timestamp_writes: None });
-            let mut rec = Recorder { pass, dispatches: 0 };
+            let mut rec = Recorder::new(pass, &self.ctx);
             rec.flat(&self.ctx.kernels.perturb, &st.bind, &[], self.k * self.layout.params_per_model);
         }
         self.ctx.queue.submit([enc.finish()]);
