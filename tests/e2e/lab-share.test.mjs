@@ -12,7 +12,8 @@
 //     trained parameters export as safetensors that parse (header length, JSON header, byte sizes add up) with
 //     the shapes of the configured architecture;
 //   - every preset runs at the quick scale (plus a small patch, so the whole file stays within a few minutes)
-//     and its live figures are saved as screenshots to artifacts/ and docs/screenshots/.
+//     and its live figures are saved as screenshots to artifacts/ (and copied to docs/screenshots/ under
+//     SGD_LAB_UPDATE_SCREENSHOTS=1).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
@@ -25,6 +26,7 @@ import { parse } from "../../www/lab/url-state.js";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const ARTIFACTS = join(ROOT, "artifacts");
 const SCREENSHOTS = join(ROOT, "docs/screenshots");
+const UPDATE_SCREENSHOTS = process.env.SGD_LAB_UPDATE_SCREENSHOTS === "1";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const RUN_TIMEOUT_MS = 180_000;
 const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -305,8 +307,9 @@ describe("the lab page: every preset at the quick scale", () => {
       await page.locator("#live-figures").screenshot({ path: join(ARTIFACTS, `lab-${id}-live.png`) });
       const file = `lab-${id}-live.jpg`;
       await page.locator("#live-figures").screenshot({ path: join(ARTIFACTS, file), type: "jpeg", quality: 80 });
-      copyFileSync(join(ARTIFACTS, file), join(SCREENSHOTS, file));
-      const bytes = statSync(join(SCREENSHOTS, file)).size;
+      // The committed copies change only when asked (SGD_LAB_UPDATE_SCREENSHOTS=1), so a test run leaves the tree clean.
+      if (UPDATE_SCREENSHOTS) copyFileSync(join(ARTIFACTS, file), join(SCREENSHOTS, file));
+      const bytes = statSync(join(ARTIFACTS, file)).size;
       total += bytes;
       t.diagnostic(`${id}: ${((Date.now() - start) / 1000).toFixed(1)} s, figures ${JSON.stringify(figures)}, ${(bytes / 1024).toFixed(0)} KiB`);
       await context.close();
