@@ -5,6 +5,7 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters_backend::{self as pb, BackendColor, BackendCoord, DrawingErrorKind};
 
 use super::landscape::Landscape;
 use crate::error::{LabError, Result};
@@ -59,6 +60,54 @@ pub fn line_svg(l: &Landscape, title: &str, marks: &[(f64, &str)]) -> Result<Str
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// plotters' SVG backend with the text measure of plotters' native build (its "naive" font: 0.7 em per
+/// character), on every target. In wasm, plotters measures text by adding a `<span style=…>` to the page's
+/// `document`, which the page's strict CSP (`style-src 'self'`) blocks and reports, and which a worker does
+/// not have; this measure needs neither, and the SVG is byte for byte the same in the CLI and in the page.
+struct SvgText<'a>(SVGBackend<'a>);
+
+impl DrawingBackend for SvgText<'_> {
+    type ErrorType = std::io::Error;
+    fn get_size(&self) -> (u32, u32) {
+        self.0.get_size()
+    }
+    fn ensure_prepared(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.ensure_prepared()
+    }
+    fn present(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.present()
+    }
+    fn draw_pixel(&mut self, p: BackendCoord, c: BackendColor) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_pixel(p, c)
+    }
+    fn draw_line<S: pb::BackendStyle>(&mut self, a: BackendCoord, b: BackendCoord, s: &S) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_line(a, b, s)
+    }
+    fn draw_rect<S: pb::BackendStyle>(&mut self, a: BackendCoord, b: BackendCoord, s: &S, fill: bool) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_rect(a, b, s, fill)
+    }
+    fn draw_path<S: pb::BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, path: I, s: &S) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_path(path, s)
+    }
+    fn draw_circle<S: pb::BackendStyle>(&mut self, c: BackendCoord, r: u32, s: &S, fill: bool) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_circle(c, r, s, fill)
+    }
+    fn fill_polygon<S: pb::BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, vert: I, s: &S) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.fill_polygon(vert, s)
+    }
+    fn draw_text<S: pb::BackendTextStyle>(&mut self, text: &str, s: &S, pos: BackendCoord) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_text(text, s, pos)
+    }
+    fn estimate_text_size<S: pb::BackendTextStyle>(&self, text: &str, s: &S) -> std::result::Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
+        // plotters' naive font (plotters 0.3.7, style/font/naive.rs), which the native build uses
+        let em = s.size() / 1.24 / 1.24;
+        Ok(((em * 0.7 * text.len() as f64).round() as u32, (em * 0.24).round() as u32 + em.round() as u32))
+    }
+    fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.blit_bitmap(pos, size, src)
+    }
 }
 
 /// Viridis, sampled at 9 points and linearly interpolated (t in [0, 1]).
@@ -201,7 +250,7 @@ pub fn heatmap_figure(l: &Landscape, set: usize, title: &str, levels: usize, sty
     let mut svg = String::new();
     let plot_box;
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let root = SvgText(SVGBackend::with_string(&mut svg, SIZE)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let root = root.titled(title, ("sans-serif", 16)).map_err(plot_err)?;
         let (main, bar): (DrawingArea<_, Shift>, _) = root.split_horizontally(600);
