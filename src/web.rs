@@ -16,6 +16,9 @@
 //! const h = await lab.sharpness(1000);   // h.lambda_max[m], h.trace[m] ± h.trace_std_error[m]
 //! // after (or during) the run: loss and accuracy on the training set along (1−α)·θ₀ + α·θ, α ∈ [−0.5, 1.5]
 //! const { alpha, loss, accuracy } = await lab.interpolateFromInit(25 /* points */, 0 /* model */);
+//! // the 2-D landscape around the current parameters, in the plane of the trajectory (keepSnapshots before training)
+//! lab.keepSnapshots(25 /* every … steps */, 64 /* at most */);
+//! const l = await lab.landscape2d({ grid: 21, directions: "pca" }); // l.loss, l.trajectory, l.svg, l.plot_box
 //! ```
 //!
 //! `Lab` is one training run; the paper's experiments (presets of many runs, with results and reports)
@@ -33,6 +36,7 @@ use wasm_bindgen::prelude::*;
 use serde::Serialize;
 
 use crate::analysis::landscape::{interpolate, linspace, EvalSet};
+use crate::analysis::landscape2d::{landscape_2d, Landscape2dOptions, SnapshotLog};
 use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
 use crate::backend::Backend;
 use crate::data::prepare::prepare;
@@ -72,6 +76,30 @@ export type SharpnessReport = Extract<LabEvent, { type: "sharpness" }> & { trace
 const TS_LANDSCAPE: &str = r#"
 /** What `Lab.interpolateFromInit()` resolves to: one entry per α, on the whole training set. */
 export interface Interpolation { alpha: number[]; loss: number[]; accuracy: number[] }
+/** Options of `Lab.landscape2d()`; every field is optional. */
+export interface Landscape2dOptions {
+  grid?: number;                    /* points per axis, 3..=61 (default 21) */
+  span?: number;                    /* axes over [−span, span]; default 1 (random) or 1.25 × the trajectory's extent (pca) */
+  directions?: "pca" | "random";    /* default "pca": needs Lab.keepSnapshots() before training */
+  seed?: number;                    /* of the random directions (default 0) */
+  model?: number;                   /* default 0 */
+  examples?: number;                /* first this many training examples (default: all) */
+}
+/** Where the heatmap's plot area lies in `svg` (pixels) and the plane coordinates at its edges (β grows upwards). */
+export interface PlotBox { svg_width: number; svg_height: number; left: number; top: number; width: number; height: number;
+  x_range: [number, number]; y_range: [number, number] }
+/** What `Lab.landscape2d()` resolves to: the training loss on the grid θ* + α·d₁ + β·d₂. */
+export interface Landscape2d {
+  directions: "pca" | "random"; model: number; step: number; examples: number;
+  xs: number[]; ys: number[];
+  loss: number[];                   /* row-major by β: loss[j * xs.length + i] is at (xs[i], ys[j]) */
+  accuracy: number[];
+  trajectory: [number, number][];   /* snapshots then θ* = (0, 0); random: the projection onto the plane */
+  trajectory_steps: number[];
+  explained?: [number, number];     /* pca: variance ratios of d₁, d₂ */
+  svg: string;                      /* the plotters heatmap with contours and the trajectory (the CLI's figure) */
+  plot_box: PlotBox;
+}
 /** Keskar's ε-sharpness of one model: 100·(max_loss − loss)/(1 + loss) over the box |y_i| ≤ ε(|θ_i|+1). */
 export interface EpsilonSharpness { sharpness: number; loss: number; max_loss: number; best_step: number; first_order: number }
 "#;
@@ -118,6 +146,8 @@ pub struct Lab {
     on_gpu: bool,
     fallback_reason: Option<String>,
     sets: SetSizes,
+    /// Parameter snapshots for `landscape2d`'s PCA plane, once `keepSnapshots` has been called.
+    snapshots: Rc<RefCell<Option<SnapshotLog>>>,
 }
 
 #[wasm_bindgen]
@@ -181,7 +211,7 @@ impl Lab {
         let n = |s: &Option<crate::data::Dataset>| s.as_ref().map(|s| s.n);
         let sets = SetSizes { train: data.train.n, train_clean: n(&data.train_clean), train_corrupted: n(&data.train_corrupted), validation: n(&data.validation), test: n(&data.test) };
         let trainer = Trainer::with_data(config, backend, data).map_err(to_js)?;
-        Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets })
+        Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets, snapshots: Rc::new(RefCell::new(None)) })
     }
 
     /// What trains the models, e.g. `"GPU: SwiftShader Device (WebGPU)"` or `"CPU (f32)"`.
@@ -219,11 +249,15 @@ impl Lab {
     #[wasm_bindgen(unchecked_return_type = "Promise<LabEvent[]>")]
     pub fn step(&self) -> js_sys::Promise {
         let trainer = Rc::clone(&self.trainer);
+        let snapshots = Rc::clone(&self.snapshots);
         wasm_bindgen_futures::future_to_promise(async move {
             let mut t = trainer
                 .try_borrow_mut()
                 .map_err(|_| JsValue::from(JsError::new("Lab.step() called again before the previous step finished")))?;
             let events = t.run_chunk_with_curvature().await.map_err(|e| JsValue::from(to_js(e)))?;
+            if let Some(log) = snapshots.borrow_mut().as_mut() {
+                log.after_chunk(&mut t).await.map_err(|e| JsValue::from(to_js(e)))?;
+            }
             // Plain objects, not `Map`s: `eval`/`finished` flatten their metrics, which serde sees as a map.
             let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
             events.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
@@ -312,6 +346,45 @@ impl Lab {
             let set = l.sets.into_iter().next().expect("one set");
             let out = Interpolation { alpha: l.alphas, loss: set.loss, accuracy: set.accuracy };
             out.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+        })
+    }
+
+    /// Keeps snapshots of the parameters for [`Lab::landscape2d`]'s PCA plane: every `every` steps (the
+    /// chunks then end on those steps), at most `max` (default 64, 3..=1024) — when full, every second
+    /// snapshot is dropped and the interval doubles, so memory stays within `max` × K × P floats however long
+    /// the run. Call it before the first `step()` to include the initial parameters. Throws on a bad argument.
+    #[wasm_bindgen(js_name = keepSnapshots)]
+    pub fn keep_snapshots(&self, every: usize, max: Option<usize>) -> Result<(), JsError> {
+        let mut t = self.trainer.try_borrow_mut().map_err(|_| JsError::new("Lab.keepSnapshots() called while a step() or another call is running"))?;
+        let log = SnapshotLog::start(&mut t, every, max.unwrap_or(64)).map_err(to_js)?;
+        *self.snapshots.borrow_mut() = Some(log);
+        Ok(())
+    }
+
+    /// The 2-D landscape of one model's training loss around its current parameters θ*, on the grid
+    /// `θ* + α·d₁ + β·d₂` (`Landscape2dOptions`: grid, span, directions `"pca"` of the trajectory kept by
+    /// [`Lab::keep_snapshots`] or seeded filter-normalised `"random"`, seed, model, examples). Resolves to a
+    /// `Landscape2d` with the loss and accuracy grids, the trajectory's plane coordinates, the plotters SVG
+    /// (heatmap, contours, trajectory) and its plot-area box; the trained parameters are put back afterwards,
+    /// so training can go on. Rejects naming the option, or while a `step()` is running.
+    #[wasm_bindgen(js_name = landscape2d, unchecked_return_type = "Promise<Landscape2d>")]
+    pub fn landscape2d(&self, #[wasm_bindgen(unchecked_param_type = "Landscape2dOptions")] options: JsValue) -> js_sys::Promise {
+        let trainer = Rc::clone(&self.trainer);
+        let snapshots = Rc::clone(&self.snapshots);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let fail = |e: LabError| JsValue::from(to_js(e));
+            let json = if options.is_undefined() || options.is_null() {
+                "{}".to_string()
+            } else {
+                js_sys::JSON::stringify(&options).map_err(|_| fail(LabError::config("options", "must be a plain object")))?.as_string().unwrap_or_default()
+            };
+            let opts = Landscape2dOptions::from_json(&json).map_err(fail)?;
+            let mut t = trainer
+                .try_borrow_mut()
+                .map_err(|_| JsValue::from(JsError::new("Lab.landscape2d() called while a step() or another call is running")))?;
+            let log = snapshots.borrow();
+            let l = landscape_2d(&mut t, log.as_ref(), &opts).await.map_err(fail)?;
+            l.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
         })
     }
 }

@@ -312,3 +312,29 @@ async fn interpolation_from_init_starts_at_the_initial_loss_and_ends_at_the_fina
     assert!(interpolation(&lab, 1, None).await.unwrap_err().contains("points"));
     assert!(interpolation(&lab, 25, Some(2)).await.unwrap_err().contains("model 2"));
 }
+
+/// `Lab.landscape2d` on the tiny run (CPU, 7 × 7 grid): the PCA plane of the kept snapshots, the centre is
+/// the trained model, the trajectory ends at (0, 0), training goes on afterwards, and bad options are named.
+#[wasm_bindgen_test]
+async fn landscape2d_centres_on_the_trained_model_and_names_bad_options() {
+    let lab = Lab::create(tiny_config(), false).await.unwrap();
+    lab.keep_snapshots(10, Some(64)).unwrap();
+    events_to_end(&lab).await; // 40 steps in chunks of 10: snapshots at 0, 10, 20, 30, 40
+    let opts = js_sys::JSON::parse(r#"{"grid": 7, "model": 1}"#).unwrap();
+    let l = JsFuture::from(lab.landscape2d(opts)).await.expect("landscape2d resolves");
+    let nums = |v: &JsValue| js_sys::Array::from(v).iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>();
+    let (xs, loss) = (nums(&get(&l, "xs")), nums(&get(&l, "loss")));
+    assert_eq!((xs.len(), loss.len(), xs[3]), (7, 49, 0.0));
+    let [_, interp, _] = interpolation(&lab, 25, Some(1)).await.unwrap(); // α = 1 is the trained model
+    assert!((loss[3 * 7 + 3] - interp[18]).abs() < 1e-5, "centre {} vs trained {}", loss[24], interp[18]);
+    let traj = js_sys::Array::from(&get(&l, "trajectory"));
+    assert_eq!(traj.length(), 5);
+    assert_eq!(nums(&traj.get(4)), vec![0.0, 0.0]);
+    assert!(get(&l, "svg").as_string().unwrap().contains("<polyline"));
+    assert!(get(&get(&l, "plot_box"), "width").as_f64().unwrap() > 100.0);
+    for (json, named) in [(r#"{"grid": 2}"#, "grid"), (r#"{"directions": "sideways"}"#, "directions"), (r#"{"model": 9}"#, "model")] {
+        let e = JsFuture::from(lab.landscape2d(js_sys::JSON::parse(json).unwrap())).await.unwrap_err();
+        let message = get(&e, "message").as_string().unwrap();
+        assert!(message.contains(named), "{json}: {message}");
+    }
+}

@@ -9,11 +9,16 @@
 // #data-status[data-source="network|cache|memory|mixed", data-received, data-total, data-magic],
 // #metrics[data-step] with rows tr[data-set="train|train_clean|train_corrupted|validation|test"]
 // [data-loss, data-accuracy], #landscape-chart[data-points, data-loss-at0, data-loss-at1] (the interpolation
-// from the initial to the final parameters, drawn once a run is done).
+// from the initial to the final parameters, drawn once a run is done), and landscape2d.js's hooks.
+// The 2-D landscape (button "Landscape (2-D)", during or after a run): the run keeps parameter snapshots every
+// chunk (`Lab.keepSnapshots`, at most 64: when full every second one goes and the interval doubles) for the
+// PCA plane; engine calls go through one queue, so a landscape asked for mid-run runs between two chunks and
+// never while a step() runs. The run's engine is kept after the run (for the landscape) and freed when the next run starts.
 // Add ?cpu to the URL to train on the CPU even when WebGPU is available.
 import init, { Lab, version } from "./pkg/sgd_lab.js";
 import { LossChart } from "./loss-chart.js";
 import { LandscapeChart } from "./landscape-chart.js";
+import { Landscape2dView } from "./landscape2d.js";
 import { PRESETS, configFor, fieldsOf } from "./presets.js";
 import { REAL_SETS, loadRealData } from "./data-loader.js";
 
@@ -29,6 +34,15 @@ const SET_NAMES = [
   ["test", "Test"],
 ];
 const MB = (bytes) => (bytes / 1e6).toFixed(1);
+const MAX_SNAPSHOTS = 64;
+
+// The engine of the latest run and a queue of calls to it: step() and landscape2d() never overlap.
+const engine = { lab: null, queue: Promise.resolve() };
+function withEngine(fn) {
+  const next = engine.queue.then(fn);
+  engine.queue = next.catch(() => {}); // a failed call does not block the ones after it
+  return next;
+}
 
 function showBackend(lab) {
   const el = $("backend");
@@ -132,7 +146,7 @@ function summary(key, config, sizes) {
   return `${PRESETS[key].label}: ${parts.join(", ")} · ${arch} · ${hyper}`;
 }
 
-async function train(chart, preferGpu, run, landscape) {
+async function train(chart, preferGpu, run, landscape, view) {
   const { key, config } = readForm();
   $("error").hidden = true;
   $("metrics").hidden = true;
@@ -141,6 +155,12 @@ async function train(chart, preferGpu, run, landscape) {
   chart.clear();
   landscape.clear();
   $("landscape").hidden = true;
+  view.clear();
+  view.setAvailable(false);
+  await withEngine(() => {
+    engine.lab?.free(); // the previous run's engine (a real data set's copies) goes back now, not at garbage collection
+    engine.lab = null;
+  });
   let lab;
   if (PRESETS[key].real) {
     document.body.dataset.state = "fetching";
@@ -153,46 +173,45 @@ async function train(chart, preferGpu, run, landscape) {
     $("data-status").hidden = true;
     lab = await Lab.create(JSON.stringify(config), preferGpu);
   }
-  try {
-    showBackend(lab);
-    const sizes = lab.sets;
-    $("run-summary").textContent = summary(key, config, sizes);
-    document.body.dataset.state = "training";
-    const all = [];
-    const t0 = performance.now();
-    while (!lab.done) {
-      if (run.stopped) break;
-      for (const ev of await lab.step()) {
-        if (ev.type === "steps") {
-          const losses = ev.losses[0];
-          chart.addSteps(ev.first_step, losses);
-          all.push(...losses);
-        } else if (ev.type === "eval" || ev.type === "finished") {
-          const step = ev.type === "eval" ? ev.step : ev.steps; // `finished` carries the final evaluation
-          chart.addEval(step, ev.train[0].loss);
-          showMetrics(step, ev, sizes);
-          $("status").textContent =
-            `step ${step}: loss ${ev.train[0].loss.toFixed(3)}, accuracy ${(100 * ev.train[0].accuracy).toFixed(1)}%`;
-        } else if (ev.type === "diverged") {
-          $("status").textContent = `diverged at step ${ev.step}`;
-        }
+  engine.lab = lab;
+  lab.keepSnapshots(config.chunk_steps, MAX_SNAPSHOTS);
+  view.setAvailable(true);
+  showBackend(lab);
+  const sizes = lab.sets;
+  $("run-summary").textContent = summary(key, config, sizes);
+  document.body.dataset.state = "training";
+  const all = [];
+  const t0 = performance.now();
+  while (!lab.done) {
+    if (run.stopped) break;
+    for (const ev of await withEngine(() => lab.step())) {
+      if (ev.type === "steps") {
+        const losses = ev.losses[0];
+        chart.addSteps(ev.first_step, losses);
+        all.push(...losses);
+      } else if (ev.type === "eval" || ev.type === "finished") {
+        const step = ev.type === "eval" ? ev.step : ev.steps; // `finished` carries the final evaluation
+        chart.addEval(step, ev.train[0].loss);
+        showMetrics(step, ev, sizes);
+        $("status").textContent =
+          `step ${step}: loss ${ev.train[0].loss.toFixed(3)}, accuracy ${(100 * ev.train[0].accuracy).toFixed(1)}%`;
+      } else if (ev.type === "diverged") {
+        $("status").textContent = `diverged at step ${ev.step}`;
       }
-      chart.redraw();
-      await yieldToBrowser();
     }
-    const n = config.chunk_steps;
-    const head = all.slice(0, n).filter(Number.isFinite);
-    const tail = all.slice(-n).filter(Number.isFinite);
-    Object.assign($("loss-chart").dataset, { lossStart: mean(head).toFixed(5), lossEnd: mean(tail).toFixed(5) });
-    $("status").textContent += `${run.stopped ? " · stopped" : ""} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
-    if (!run.stopped) {
-      $("landscape").hidden = false;
-      landscape.show(await lab.interpolateFromInit(25));
-    }
-    return run.stopped ? "stopped" : "done";
-  } finally {
-    lab.free(); // the engine's memory (a real data set's copies) goes back now, not at garbage collection
+    chart.redraw();
+    await yieldToBrowser();
   }
+  const n = config.chunk_steps;
+  const head = all.slice(0, n).filter(Number.isFinite);
+  const tail = all.slice(-n).filter(Number.isFinite);
+  Object.assign($("loss-chart").dataset, { lossStart: mean(head).toFixed(5), lossEnd: mean(tail).toFixed(5) });
+  $("status").textContent += `${run.stopped ? " · stopped" : ""} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  if (!run.stopped) {
+    $("landscape").hidden = false;
+    landscape.show(await withEngine(() => lab.interpolateFromInit(25)));
+  }
+  return run.stopped ? "stopped" : "done";
 }
 
 async function main() {
@@ -200,6 +219,7 @@ async function main() {
   $("version").textContent = version();
   const chart = new LossChart($("loss-chart"));
   const landscape = new LandscapeChart($("landscape-chart"));
+  const view = new Landscape2dView((options) => withEngine(() => engine.lab.landscape2d(options)));
   const preferGpu = !new URLSearchParams(location.search).has("cpu");
   const trainButton = $("train");
   const stopButton = $("stop");
@@ -212,7 +232,7 @@ async function main() {
     trainButton.disabled = true;
     stopButton.disabled = false;
     try {
-      document.body.dataset.state = await train(chart, preferGpu, run, landscape);
+      document.body.dataset.state = await train(chart, preferGpu, run, landscape, view);
     } catch (err) {
       showError(err);
     } finally {

@@ -6,7 +6,8 @@
 //! Design notes: `docs/hessian.md`.
 //!
 //! Loss landscapes ([`landscape`]): interpolations between two parameter sets and 1-D / 2-D slices along
-//! filter-normalised random directions (`docs/landscape.md`); figures ([`plot`]) and the CLI's runs ([`run`]).
+//! filter-normalised random directions (`docs/landscape.md`); figures ([`plot`]) and the CLI's runs ([`run`]);
+//! the page's 2-D landscape of a running trainer, PCA or random plane ([`landscape2d`]).
 //!
 //! Everything above the HVP is generic over an [`HvpOperator`]: K symmetric operators of one dimension,
 //! applied together (K models share one GPU pass), in f64 on the host. [`BackendOperator`] adapts any
@@ -17,8 +18,8 @@
 pub mod eigen;
 pub mod hvp;
 pub mod landscape;
+pub mod landscape2d;
 pub mod noise;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;

@@ -1,8 +1,11 @@
-//! SVG figures of landscapes (native only; `plotters`' SVG backend writes `<text>` elements, so no font
-//! files are needed): a line plot of loss and accuracy against α, and a heatmap of the loss with contour lines.
+//! SVG figures of landscapes, natively (the CLI) and in wasm (the page's free play): `plotters`' SVG backend
+//! writes `<text>` elements, so no font files are needed. A line plot of loss and accuracy against α, and a
+//! heatmap of the loss with contour lines and an optional trajectory, which also reports the pixel box of its
+//! plot area so that a page can map the pointer to plane coordinates without guessing.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters_backend::{self as pb, BackendColor, BackendCoord, DrawingErrorKind};
 
 use super::landscape::Landscape;
 use crate::error::{LabError, Result};
@@ -57,6 +60,54 @@ pub fn line_svg(l: &Landscape, title: &str, marks: &[(f64, &str)]) -> Result<Str
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// plotters' SVG backend with the text measure of plotters' native build (its "naive" font: 0.7 em per
+/// character), on every target. In wasm, plotters measures text by adding a `<span style=…>` to the page's
+/// `document`, which the page's strict CSP (`style-src 'self'`) blocks and reports, and which a worker does
+/// not have; this measure needs neither, and the SVG is byte for byte the same in the CLI and in the page.
+struct SvgText<'a>(SVGBackend<'a>);
+
+impl DrawingBackend for SvgText<'_> {
+    type ErrorType = std::io::Error;
+    fn get_size(&self) -> (u32, u32) {
+        self.0.get_size()
+    }
+    fn ensure_prepared(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.ensure_prepared()
+    }
+    fn present(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.present()
+    }
+    fn draw_pixel(&mut self, p: BackendCoord, c: BackendColor) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_pixel(p, c)
+    }
+    fn draw_line<S: pb::BackendStyle>(&mut self, a: BackendCoord, b: BackendCoord, s: &S) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_line(a, b, s)
+    }
+    fn draw_rect<S: pb::BackendStyle>(&mut self, a: BackendCoord, b: BackendCoord, s: &S, fill: bool) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_rect(a, b, s, fill)
+    }
+    fn draw_path<S: pb::BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, path: I, s: &S) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_path(path, s)
+    }
+    fn draw_circle<S: pb::BackendStyle>(&mut self, c: BackendCoord, r: u32, s: &S, fill: bool) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_circle(c, r, s, fill)
+    }
+    fn fill_polygon<S: pb::BackendStyle, I: IntoIterator<Item = BackendCoord>>(&mut self, vert: I, s: &S) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.fill_polygon(vert, s)
+    }
+    fn draw_text<S: pb::BackendTextStyle>(&mut self, text: &str, s: &S, pos: BackendCoord) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.draw_text(text, s, pos)
+    }
+    fn estimate_text_size<S: pb::BackendTextStyle>(&self, text: &str, s: &S) -> std::result::Result<(u32, u32), DrawingErrorKind<Self::ErrorType>> {
+        // plotters' naive font (plotters 0.3.7, style/font/naive.rs), which the native build uses
+        let em = s.size() / 1.24 / 1.24;
+        Ok(((em * 0.7 * text.len() as f64).round() as u32, (em * 0.24).round() as u32 + em.round() as u32))
+    }
+    fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+        self.0.blit_bitmap(pos, size, src)
+    }
 }
 
 /// Viridis, sampled at 9 points and linearly interpolated (t in [0, 1]).
@@ -132,6 +183,38 @@ impl Default for HeatmapStyle {
     }
 }
 
+/// Where the heatmap's plot area lies in the SVG, in SVG pixels, and the plane coordinates at its edges:
+/// pixel `(px, py)` inside the box is `α = x_range[0] + (px − left)/width·(x_range[1] − x_range[0])`,
+/// `β = y_range[1] − (py − top)/height·(y_range[1] − y_range[0])` (β grows upwards).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct PlotBox {
+    /// Width of the whole SVG.
+    pub svg_width: u32,
+    /// Height of the whole SVG.
+    pub svg_height: u32,
+    /// Left edge of the plot area.
+    pub left: i32,
+    /// Top edge of the plot area.
+    pub top: i32,
+    /// Width of the plot area.
+    pub width: i32,
+    /// Height of the plot area.
+    pub height: i32,
+    /// α at the left and right edges.
+    pub x_range: [f64; 2],
+    /// β at the bottom and top edges.
+    pub y_range: [f64; 2],
+}
+
+/// A heatmap and where its plot area lies ([`PlotBox`]).
+#[derive(Clone, Debug)]
+pub struct HeatmapFigure {
+    /// The SVG document.
+    pub svg: String,
+    /// The plot area's pixel box and the plane coordinates at its edges.
+    pub plot_box: PlotBox,
+}
+
 /// Heatmap of set `set`'s loss over a 2-D slice, coloured by log₁₀ loss, with `levels` contour lines
 /// evenly spaced in log loss, a colour bar, and the centre θ* marked.
 pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Result<String> {
@@ -140,6 +223,11 @@ pub fn heatmap_svg(l: &Landscape, set: usize, title: &str, levels: usize) -> Res
 
 /// [`heatmap_svg`] with the axis labels and overlaid path of `style`.
 pub fn heatmap_svg_with(l: &Landscape, set: usize, title: &str, levels: usize, style: &HeatmapStyle) -> Result<String> {
+    heatmap_figure(l, set, title, levels, style).map(|f| f.svg)
+}
+
+/// [`heatmap_svg_with`], with the pixel box of the plot area ([`PlotBox`]).
+pub fn heatmap_figure(l: &Landscape, set: usize, title: &str, levels: usize, style: &HeatmapStyle) -> Result<HeatmapFigure> {
     let betas = l.betas.as_ref().ok_or_else(|| LabError::Backend("a heatmap needs a 2-D landscape".into()))?;
     let s = l.sets.get(set).ok_or_else(|| LabError::Backend(format!("no data set {set} in the landscape")))?;
     let (xs, ys) = (&l.alphas, betas);
@@ -158,9 +246,11 @@ pub fn heatmap_svg_with(l: &Landscape, set: usize, title: &str, levels: usize, s
     };
     let (x0, x1) = (half(xs, 0).0, half(xs, xs.len() - 1).1);
     let (y0, y1) = (half(ys, 0).0, half(ys, ys.len() - 1).1);
+    const SIZE: (u32, u32) = (720, 600);
     let mut svg = String::new();
+    let plot_box;
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 600)).into_drawing_area();
+        let root = SvgText(SVGBackend::with_string(&mut svg, SIZE)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let root = root.titled(title, ("sans-serif", 16)).map_err(plot_err)?;
         let (main, bar): (DrawingArea<_, Shift>, _) = root.split_horizontally(600);
@@ -175,6 +265,17 @@ pub fn heatmap_svg_with(l: &Landscape, set: usize, title: &str, levels: usize, s
             .y_label_formatter(&|v| format!("{:.1}", if v.abs() < 1e-9 { 0.0 } else { *v }))
             .draw()
             .map_err(plot_err)?;
+        let (px, py) = chart.plotting_area().get_pixel_range();
+        plot_box = PlotBox {
+            svg_width: SIZE.0,
+            svg_height: SIZE.1,
+            left: px.start,
+            top: py.start,
+            width: px.end - px.start,
+            height: py.end - py.start,
+            x_range: [x0, x1],
+            y_range: [y0, y1],
+        };
         let cells = (0..ys.len()).flat_map(|j| (0..xs.len()).map(move |i| (i, j)));
         chart
             .draw_series(cells.map(|(i, j)| {
@@ -223,7 +324,7 @@ pub fn heatmap_svg_with(l: &Landscape, set: usize, title: &str, levels: usize, s
         .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
-    Ok(svg)
+    Ok(HeatmapFigure { svg, plot_box })
 }
 
 #[cfg(test)]
@@ -241,5 +342,40 @@ mod tests {
                 assert!(((x * x + y * y).sqrt() - 0.5).abs() < 0.02, "({x}, {y}) is off the circle");
             }
         }
+    }
+
+    /// `(x, y, width, height)` of every `<rect>` whose fill is `colour` (`#rrggbb`, any case).
+    fn rects_filled(svg: &str, colour: &str) -> Vec<(f64, f64, f64, f64)> {
+        let attr = |tag: &str, name: &str| -> f64 {
+            let k = tag.find(&format!(" {name}=\"")).expect("attribute") + name.len() + 3;
+            tag[k..k + tag[k..].find('"').unwrap()].parse().unwrap()
+        };
+        svg.split("<rect").skip(1).map(|t| &t[..t.find('>').unwrap()]).filter(|t| t.to_lowercase().contains(&format!("fill=\"{}\"", colour.to_lowercase()))).map(|t| (attr(t, "x"), attr(t, "y"), attr(t, "width"), attr(t, "height"))).collect()
+    }
+
+    #[test]
+    fn the_plot_box_maps_the_lowest_cell_to_the_bottom_left_and_the_highest_to_the_top_right() {
+        use super::super::landscape::{LandscapeKind, SetValues};
+        let loss: Vec<f64> = (0..3).flat_map(|j| (0..3).map(move |i| 10f64.powi(i + 3 * j))).collect();
+        let l = Landscape {
+            kind: LandscapeKind::Slice2d,
+            alphas: vec![-1.0, 0.0, 1.0],
+            betas: Some(vec![-2.0, 0.0, 2.0]),
+            sets: vec![SetValues { name: "train".into(), examples: 1, loss, accuracy: vec![0.5; 9] }],
+        };
+        let style = HeatmapStyle { path: Some(vec![(-1.0, -2.0), (0.0, 0.0)]), ..HeatmapStyle::default() };
+        let f = heatmap_figure(&l, 0, "t", 3, &style).unwrap();
+        let b = f.plot_box;
+        assert_eq!((b.x_range, b.y_range), ([-1.5, 1.5], [-3.0, 3.0]), "the box's edges are the outer cell edges");
+        assert!(b.left > 0 && b.top > 0 && b.left + b.width < b.svg_width as i32 && b.top + b.height < b.svg_height as i32, "{b:?}");
+        // the lowest loss (α = −1, β = −2) is the darkest viridis colour, the highest (α = 1, β = 2) the lightest
+        let (lo, hi) = (rects_filled(&f.svg, "#440154"), rects_filled(&f.svg, "#FDE725"));
+        let (lo, hi) = (lo.first().expect("the lowest cell is drawn"), hi.first().expect("the highest cell is drawn"));
+        let (cell_w, cell_h) = (b.width as f64 / 3.0, b.height as f64 / 3.0);
+        assert!((lo.0 - b.left as f64).abs() <= 1.0 && (lo.1 + lo.3 - (b.top + b.height) as f64).abs() <= 1.5, "lowest cell {lo:?} in {b:?}");
+        assert!((hi.0 + hi.2 - (b.left + b.width) as f64).abs() <= 1.5 && (hi.1 - b.top as f64).abs() <= 1.0, "highest cell {hi:?} in {b:?}");
+        assert!((lo.2 - cell_w).abs() <= 1.5 && (lo.3 - cell_h).abs() <= 1.5, "a cell is a third of the box: {lo:?}");
+        // the trajectory is drawn: a polyline of the path's colour
+        assert!(f.svg.contains("<polyline") && f.svg.to_lowercase().contains("#ff7800"), "the path is overlaid");
     }
 }
