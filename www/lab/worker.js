@@ -137,6 +137,8 @@ async function run(msg) {
   let onLost;
   const lostSignal = new Promise((resolve) => { onLost = resolve; });
   const run = { ex: null, paused: false, stopping: false, wake: null, devices: [], lost: null, onLost, lostSignal };
+  const lostError = lostSignal.then(() => { throw new Error("the GPU device was lost"); });
+  lostError.catch(() => {}); // awaited only while a step runs
   current = run;
   last?.free();
   last = null;
@@ -161,7 +163,11 @@ async function run(msg) {
         if (!run.stopping) post({ type: "resumed", fraction: ex.fraction });
         continue;
       }
-      const events = await ex.step();
+      // A lost device ends the wait even if the step's readback never settles (the step's own promise then
+      // just stays pending; the Experiment is freed, its in-flight future keeps what it needs).
+      const stepping = ex.step();
+      stepping.catch(() => {}); // its error is the race's (or, after a loss, moot)
+      const events = await Promise.race([stepping, lostError]);
       post({ type: "events", events, fraction: ex.fraction });
       if (events.some((e) => e.type === "job_finished" || e.type === "interpolated" || e.type === "finished")) {
         post({ type: "results", results: ex.results(), json: ex.resultsJson(), csv: ex.resultsCsv() });
