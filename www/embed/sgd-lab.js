@@ -279,6 +279,9 @@ export class SgdLabElement extends HTMLElement {
         this.setPhase(msg.type === "finished" ? "done" : "idle");
         this.progress(msg.type === "finished" ? "Done: 100 %. Open the lab for the claims report." : "Stopped.");
         return;
+      case "gpu-failed": // the run's GPU device was lost or a GPU step failed (worker.js); the worker stays usable
+        this.fail(msg.lost ? `the GPU device was lost: ${msg.lost}` : `the GPU failed: ${msg.message}`);
+        return;
       case "error":
         if (msg.context === "engine") { // the probe failed; a run may still work (it makes its own engine)
           this.$(".engine").textContent = `The engine could not start: ${msg.message}`;

@@ -18,12 +18,25 @@
 //                            edits live here; a value the engine refuses is named, never clamped
 //   ?hide=<names>            comma-separated controls to hide: preset, scale, config, export, import, share,
 //                            about (url-state.js HIDE_NAMES); the run still works
+//   ?test-hooks              (tests only; read once, not kept in the address) window.__labTest.destroyDevice() and
+//                            .gpuError() make the worker lose the run's GPU devices (device.destroy()) or raise
+//                            a WebGPU validation error, to test the page's GPU-fault path
 // Every change (preset, scale, panel edit) rewrites the address, so opening it reproduces the same run; a new
 // preset picked on the page starts from its own values (the patch is cleared), a new scale keeps the patch.
 //
-// Test hooks (read by tests/e2e/lab.test.mjs and lab-share.test.mjs): #lab[data-state="loading|idle|starting|
-// fetching|running|paused|done|stopped|error", data-run-start, data-run-end (performance.now() when Run was
-// pressed, when the worker said finished or stopped)], #live-figures[data-pending="0|1"],
+// GPU faults: when the run's WebGPU device is lost (or a GPU step fails: a shader or pipeline error), the worker
+// says why (gpu-failed); the page shows "The GPU device was lost: <reason>" (#gpu-fault), keeps the results of
+// the finished groups (exports work) and offers to continue from them on a new GPU device or on the CPU.
+// Reload mid-run: after every finished group the run's results JSON, preset, scale and patch are stored in
+// IndexedDB (checkpoint.js: one entry, the latest unfinished run); on load the page offers "Resume the unfinished
+// run (k of n groups done)" or "Discard"; the entry is deleted when the run finishes or is discarded.
+//
+// Test hooks (read by tests/e2e/lab.test.mjs, lab-share.test.mjs and faults.test.mjs): #lab[data-state="loading|
+// idle|starting|fetching|running|paused|done|stopped|failed|error", data-run-start, data-run-end (performance.now()
+// when Run was pressed, when the worker said finished, stopped or gpu-failed), data-checkpoint (the number of
+// finished groups the stored checkpoint holds, once written)], #gpu-fault[data-lost="1|0"] with #continue-gpu and
+// #continue-cpu, #resume-offer with #resume-run[data-done, data-planned] and #discard-run, window.__labTest
+// (?test-hooks), #live-figures[data-pending="0|1"],
 // #lab-engine[data-kind="gpu|cpu"], #plan-summary[data-jobs, data-models, data-error], #progress-text[data-fraction],
 // #jobs li[data-state], .lab-figure[data-name, data-points, data-series], #claims tbody tr[data-verdict],
 // #report-figures img, body[data-mode="lab|free", data-hide], #config-fields[data-patch] with controls
@@ -33,9 +46,14 @@ import { LiveFigures } from "./figures.js";
 import { SCALES, composePatches, patchFor } from "./scales.js";
 import { ConfigPanel, applyPatch } from "./config-panel.js";
 import { HIDE_LABELS, HIDE_NAMES, parse, serialise } from "./url-state.js";
+import { clearCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 
 const $ = (id) => document.getElementById(id);
-const address = parse(location.search, { scales: Object.keys(SCALES) });
+/** ?test-hooks: a flag for the e2e tests only, taken out before url-state.js reads the rest. */
+const query = new URLSearchParams(location.search);
+const testHooks = query.has("test-hooks");
+query.delete("test-hooks");
+const address = parse(query.toString(), { scales: Object.keys(SCALES) });
 const preferGpu = !address.state.cpu;
 const FREE = "free-play";
 const BUSY = new Set(["starting", "fetching", "running", "paused"]);
@@ -58,9 +76,12 @@ const state = {
   run: null, // the run in progress or last finished: { id, scale, jobs, fraction, ... }
   saved: null, // what the export buttons save: { id, scale, json, csv, report }
   imported: null, // results JSON that "Continue this run" would finish
+  fault: null, // after a GPU failure: { json } to continue from (null: start again)
+  checkpoint: null, // the stored unfinished run offered on load (checkpoint.js)
 };
 
 let worker = null; // the lab's worker (spawnWorker)
+let resumeOffered = false; // whether the stored unfinished run was looked for (once, when the first worker is ready)
 const figures = new LiveFigures($("live-figures"));
 const panel = new ConfigPanel($("config-fields"), $("config-error"), {
   onPatch: (patch) => {
@@ -299,7 +320,11 @@ function resetRunView(jobs, config) {
   figures.prepare(config);
 }
 
-function startRun({ json } = {}) {
+/**
+ * Starts a run of the preset at the scale, or continues saved results (`json`); `gpu` picks the engine
+ * (default: the address's choice), `scale` names the scale a continued run was started at.
+ */
+function startRun({ json, gpu = preferGpu, scale: savedScale } = {}) {
   if (BUSY.has(state.phase)) return;
   const id = state.id;
   const scale = state.scale;
@@ -312,12 +337,15 @@ function startRun({ json } = {}) {
       return;
     }
   }
-  state.run = { id, scale: json ? "saved" : scale, fraction: 0, jobs: [], current: null, step: null, phase: "",
-    t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0, finishedHere: [] };
+  state.run = { id, scale: json ? savedScale ?? "saved" : scale, patch: urlPatch ?? null, fraction: 0, jobs: [],
+    current: null, step: null, phase: "", t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0, finishedHere: [] };
   state.saved = null;
   setParamsJobs([]);
   state.imported = null;
   $("continue").hidden = true;
+  $("gpu-fault").hidden = true;
+  $("resume-offer").hidden = true;
+  state.fault = null;
   showError("");
   $("lab").dataset.runStart = String(performance.now());
   delete $("lab").dataset.runEnd;
@@ -326,7 +354,7 @@ function startRun({ json } = {}) {
   $("progress-group").textContent = "";
   $("lab-progress").value = 0;
   $("progress-text").dataset.fraction = "0";
-  worker.postMessage(json ? { type: "continue", json, preferGpu } : { type: "run", id, patch, preferGpu });
+  worker.postMessage(json ? { type: "continue", json, preferGpu: gpu } : { type: "run", id, patch, preferGpu: gpu });
 }
 
 function showEngine({ backend, onGpu, fallbackReason }) {
@@ -443,6 +471,49 @@ function onResults(msg) {
   state.saved = { ...state.saved, id: msg.results.config.id, scale: state.run?.scale, json: msg.json, csv: msg.csv };
   figures.update(msg.results);
   setPhase(state.phase);
+  checkpoint(msg.results, msg.json);
+}
+
+/**
+ * Stores the run in progress after a finished group (checkpoint.js), so a reload can resume it. Not for runs
+ * that cannot continue from saved results (the interpolation presets, see offerContinue) nor for a finished one.
+ */
+function checkpoint(results, json) {
+  const r = state.run;
+  if (!r || !BUSY.has(state.phase)) return;
+  const done = results.jobs.length;
+  if (done === 0 || done >= results.planned_jobs || results.config.experiment.kind === "interpolation") return;
+  saveCheckpoint({ id: r.id, scale: r.scale, patch: r.patch, json, done, planned: results.planned_jobs })
+    .then(() => { $("lab").dataset.checkpoint = String(done); })
+    .catch((e) => showError(`the run could not be saved in this browser for a reload (IndexedDB: ${e.message}); ` +
+      "it goes on, and its results can still be exported", { append: true }));
+}
+
+/** Deletes the stored checkpoint (the run finished, or the user discarded it); a failure is shown, not hidden. */
+function dropCheckpoint() {
+  delete $("lab").dataset.checkpoint;
+  clearCheckpoint().catch((e) => showError(`the saved unfinished run could not be deleted (IndexedDB: ${e.message})`, { append: true }));
+}
+
+/** On load: offers to resume the unfinished run stored by an earlier page (or to discard it). */
+async function offerResume() {
+  let entry;
+  try {
+    entry = await loadCheckpoint();
+  } catch (e) {
+    showError(`an unfinished run saved in this browser could not be read (IndexedDB: ${e.message})`, { append: true });
+    return;
+  }
+  if (!entry || !state.presets.has(entry.id)) return;
+  state.checkpoint = entry;
+  const title = state.presets.get(entry.id).title;
+  const when = new Date(entry.savedAt).toLocaleString();
+  $("resume-text").textContent = `An unfinished run of ${title} (${entry.scale} scale) was saved in this browser on ` +
+    `${when}: ${entry.done} of its ${entry.planned} groups are done. Resuming runs only the missing groups.`;
+  const button = $("resume-run");
+  button.textContent = `Resume the unfinished run (${entry.done} of ${entry.planned} groups done)`;
+  Object.assign(button.dataset, { done: String(entry.done), planned: String(entry.planned) });
+  $("resume-offer").hidden = false;
 }
 
 function showReport(report, { note = "" } = {}) {
@@ -498,6 +569,7 @@ function showReport(report, { note = "" } = {}) {
 
 function onFinished(msg) {
   $("lab").dataset.runEnd = String(performance.now());
+  dropCheckpoint();
   const r = state.run;
   r.fraction = msg.fraction;
   state.saved = { id: r.id, scale: r.scale, json: msg.json, csv: msg.csv, report: msg.report };
@@ -537,6 +609,42 @@ function offerContinue(results, json) {
   state.imported = missing && !blocked ? json : null;
   $("continue").hidden = !state.imported;
   return blocked;
+}
+
+/**
+ * A GPU run that cannot go on (its device was lost, or a GPU step failed): say so plainly, keep the results of
+ * the finished groups for export, and offer to continue from them on a new GPU device or on the CPU.
+ */
+function onGpuFailed(msg) {
+  $("lab").dataset.runEnd = String(performance.now());
+  const r = state.run;
+  const json = msg.json ?? state.saved?.json ?? null;
+  const results = json ? JSON.parse(json) : null;
+  if (msg.json) state.saved = { id: r.id, scale: r.scale, json: msg.json, csv: msg.csv };
+  setParamsJobs([]); // the failed run's Experiment is gone with its device
+  const li = r.current != null ? $("jobs").querySelector(`li[data-job="${r.current}"]`) : null;
+  if (li && li.dataset.state === "running") li.dataset.state = "failed";
+  const done = results?.jobs.length ?? 0;
+  const blocked = results && done > 0 && results.config.experiment.kind === "interpolation";
+  state.fault = { json: done > 0 && !blocked ? json : null };
+  const sentence = (text) => `${String(text).replace(/[\s.]+$/, "")}.`; // the engine's text may end in ".\n."
+  const what = msg.lost ? `The GPU device was lost: ${sentence(msg.lost)}` : `The GPU failed: ${sentence(msg.message)}`;
+  $("gpu-fault-text").textContent = what;
+  $("gpu-fault").dataset.lost = msg.lost ? "1" : "0";
+  const again = !state.fault.json;
+  $("gpu-fault-help").textContent = done === 0
+    ? "No group had finished, so there is nothing to keep: the run can start again on a new GPU device or on the CPU."
+    : `The results of the ${done} finished group${done === 1 ? "" : "s"} (of ${results.planned_jobs}) are kept: save them ` +
+      "with the export buttons, or " + (blocked
+        ? "run the preset again (an interpolation preset cannot continue from saved results)."
+        : "continue the run from them on a new GPU device or on the CPU (the finished groups are not rerun).");
+  $("continue-gpu").textContent = again ? "Run again on a new GPU device" : "Continue on a new GPU device";
+  $("continue-cpu").textContent = again ? "Run again on the CPU" : "Continue on the CPU";
+  $("gpu-fault").hidden = false;
+  setPhase("failed");
+  renderProgress();
+  $("progress-group").textContent = what;
+  $("progress-announce").textContent = what;
 }
 
 function onImported(msg) {
@@ -581,7 +689,7 @@ function spawnWorker() {
     showError(`the lab's worker failed: ${e.message ?? "it could not be loaded"}`, { append: true });
     setPhase("error");
   };
-  worker.postMessage({ type: "init", preferGpu });
+  worker.postMessage({ type: "init", preferGpu, testHooks });
 }
 
 function onMessage(msg) {
@@ -612,6 +720,10 @@ function onMessage(msg) {
         pick(id);
       }
       setPhase("idle");
+      if (!resumeOffered) { // the first worker only (a respawned one keeps the page's state)
+        resumeOffered = true;
+        offerResume();
+      }
       break;
     }
     case "engine":
@@ -668,6 +780,9 @@ function onMessage(msg) {
     case "imported":
       onImported(msg);
       break;
+    case "gpu-failed":
+      onGpuFailed(msg);
+      break;
     case "params":
       download(`${state.saved?.id ?? "sgd-lab"}-group-${msg.job + 1}-params.safetensors`, msg.bytes, "application/octet-stream");
       $("copy-status").textContent = "";
@@ -720,6 +835,32 @@ $("stop-run").addEventListener("click", () => {
 });
 $("continue").addEventListener("click", () => {
   if (state.imported) startRun({ json: state.imported });
+});
+for (const [button, gpu] of [["continue-gpu", true], ["continue-cpu", false]]) {
+  $(button).addEventListener("click", () => {
+    const json = state.fault?.json;
+    const scale = state.run?.scale;
+    startRun(json ? { json, gpu, scale } : { gpu });
+  });
+}
+$("resume-run").addEventListener("click", () => {
+  const entry = state.checkpoint;
+  if (!entry || BUSY.has(state.phase)) return;
+  state.checkpoint = null;
+  urlPatch = entry.patch && Object.keys(entry.patch).length ? entry.patch : undefined;
+  if (SCALES[entry.scale]) {
+    state.scaleFromUser = true;
+    setScale(entry.scale);
+  }
+  $("preset").value = entry.id;
+  pick(entry.id);
+  setUrl();
+  startRun({ json: entry.json, scale: entry.scale });
+});
+$("discard-run").addEventListener("click", () => {
+  state.checkpoint = null;
+  $("resume-offer").hidden = true;
+  dropCheckpoint();
 });
 $("export-json").addEventListener("click", () => {
   const s = state.saved;
@@ -799,4 +940,10 @@ async function copy(text, status, input = null) {
   }
   setPhase("loading");
   spawnWorker();
+  if (testHooks) {
+    window.__labTest = {
+      destroyDevice: () => worker.postMessage({ type: "test-destroy-device" }),
+      gpuError: () => worker.postMessage({ type: "test-gpu-error" }),
+    };
+  }
 }

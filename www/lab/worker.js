@@ -6,7 +6,15 @@
 // curvature measurement or one interpolation). The claims report is built here too (text-measure.js lets its
 // SVG figures size their labels without a DOM).
 //
-// Page → worker: {type: "init", preferGpu} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
+// GPU faults: every device the engine requests during a run is remembered (GPUAdapter.prototype.requestDevice is
+// wrapped), so when one is lost (`device.lost`) the run ends with `gpu-failed` naming the browser's reason, and
+// the results of the finished groups go with it; an error of a GPU run's step (a shader or pipeline error that
+// the engine's readback refuses to hide, a rejected readback) takes the same path. The page then offers to
+// continue from those results on a new device or on the CPU. With `testHooks` (the page's ?test-hooks), the
+// messages `test-destroy-device` (device.destroy() on the run's devices) and `test-gpu-error` (an invalid
+// createBuffer, i.e. a validation error outside any error scope) provoke both.
+//
+// Page → worker: {type: "init", preferGpu, testHooks} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
 //   · {type: "continue", json, preferGpu} (finish the jobs a saved results file lacks) · {type: "pause"}
 //   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file)
 //   · {type: "params", job} (the trained parameters of a group of the last run, as safetensors).
@@ -27,12 +35,40 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 const MB = (bytes) => (bytes / 1e6).toFixed(1);
 
 let ready = null; // the promise of init()
-/** The run in progress: { ex, paused, stopping, wake } (wake: resolves the wait of a paused run). */
+/** Whether the page was opened with ?test-hooks (the `test-…` messages are refused otherwise). */
+let testHooks = false;
+/**
+ * The run in progress: { ex, paused, stopping, wake, devices, lost, lostSignal } (wake: resolves the wait of a
+ * paused run; devices: the GPU devices requested while it was being created; lost: the reason of the first of
+ * them that was lost; lostSignal: a promise that resolves when one is).
+ */
 let current = null;
 /** The Experiment of the last run that ended (finished or stopped), kept for its parameters. */
 let last = null;
 
 const message = (e) => e?.message ?? String(e);
+
+// Remembers the GPU devices each run gets and listens to their `lost` promise (see the header comment).
+if (typeof GPUAdapter !== "undefined") {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    const run = current;
+    if (run) {
+      run.devices.push(device);
+      device.lost.then((info) => {
+        if (run.lost) return;
+        run.lost = info.message ? `${info.message} (reason: ${info.reason})` : `reason: ${info.reason}`;
+        run.onLost();
+        run.wake?.(); // a paused run ends now rather than on resume
+      });
+    }
+    return device;
+  };
+}
+
+/** A run's GPU failure in words: the device's loss with its reason, or the engine's error. */
+const gpuFailure = (run, e) => ({ lost: run.lost, message: message(e) });
 
 /** The jobs of a plan, as plain objects. */
 const plainJobs = (ex) => ex.jobs.map(({ index, label, models, steps }) => ({ index, label, models, steps }));
@@ -98,7 +134,11 @@ async function addData(ex) {
 async function run(msg) {
   await ready;
   if (current) throw new Error("a run is already in progress (stop it first)");
-  const run = { ex: null, paused: false, stopping: false, wake: null };
+  let onLost;
+  const lostSignal = new Promise((resolve) => { onLost = resolve; });
+  const run = { ex: null, paused: false, stopping: false, wake: null, devices: [], lost: null, onLost, lostSignal };
+  const lostError = lostSignal.then(() => { throw new Error("the GPU device was lost"); });
+  lostError.catch(() => {}); // awaited only while a step runs
   current = run;
   last?.free();
   last = null;
@@ -114,6 +154,7 @@ async function run(msg) {
     if (results.jobs.length) post({ type: "results", results, json: ex.resultsJson(), csv: ex.resultsCsv() });
     await addData(ex);
     while (!ex.done) {
+      if (run.lost) throw new Error("the GPU device was lost");
       if (run.stopping) break;
       if (run.paused) {
         post({ type: "paused", fraction: ex.fraction });
@@ -122,7 +163,11 @@ async function run(msg) {
         if (!run.stopping) post({ type: "resumed", fraction: ex.fraction });
         continue;
       }
-      const events = await ex.step();
+      // A lost device ends the wait even if the step's readback never settles (the step's own promise then
+      // just stays pending; the Experiment is freed, its in-flight future keeps what it needs).
+      const stepping = ex.step();
+      stepping.catch(() => {}); // its error is the race's (or, after a loss, moot)
+      const events = await Promise.race([stepping, lostError]);
       post({ type: "events", events, fraction: ex.fraction });
       if (events.some((e) => e.type === "job_finished" || e.type === "interpolated" || e.type === "finished")) {
         post({ type: "results", results: ex.results(), json: ex.resultsJson(), csv: ex.resultsCsv() });
@@ -142,6 +187,25 @@ async function run(msg) {
       out.reportError = message(e);
     }
     post(out);
+  } catch (e) {
+    // A GPU run that failed (not a panic: that leaves the wasm instance unusable, and the page respawns the
+    // worker): keep what the finished groups computed and let the page offer to go on elsewhere.
+    const ex = run.ex;
+    if (!(e instanceof WebAssembly.RuntimeError) && (run.lost || ex?.onGpu)) {
+      // The rejected readback may come before the `lost` event: give it a moment to say why.
+      if (!run.lost && run.devices.length) await Promise.race([run.lostSignal, new Promise((r) => setTimeout(r, 500))]);
+      let json = null;
+      let csv = null;
+      let jobs = [];
+      if (ex) {
+        json = ex.resultsJson();
+        csv = ex.resultsCsv();
+        jobs = ex.results().jobs.map((j) => j.job);
+      }
+      post({ type: "gpu-failed", ...gpuFailure(run, e), json, csv, jobs });
+      return;
+    }
+    throw e;
   } finally {
     if (keep) last = run.ex;
     else run.ex?.free();
@@ -180,10 +244,23 @@ async function importResults({ json, name }) {
   }
 }
 
+/** The test hooks (only with ?test-hooks): lose the run's GPU devices, or make one report a validation error. */
+function testHook(type) {
+  if (!testHooks) throw new Error(`${type} is a test hook: open the page with ?test-hooks to use it`);
+  const devices = current?.devices ?? [];
+  if (!devices.length) throw new Error(`${type}: no GPU run is in progress`);
+  for (const device of devices) {
+    if (type === "test-destroy-device") device.destroy();
+    // MAP_READ may only go with COPY_DST: a validation error, raised outside any error scope.
+    else device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+  }
+}
+
 self.onmessage = ({ data: msg }) => {
   const fail = (context) => (e) => post({ type: "error", context, message: message(e) });
   switch (msg.type) {
     case "init":
+      testHooks = msg.testHooks === true;
       ready = start();
       ready.catch(fail("init"));
       ready.then(() => probe(msg.preferGpu).catch(fail("engine")), () => {});
@@ -219,6 +296,14 @@ self.onmessage = ({ data: msg }) => {
         params(msg);
       } catch (e) {
         fail("parameters")(e);
+      }
+      break;
+    case "test-destroy-device":
+    case "test-gpu-error":
+      try {
+        testHook(msg.type);
+      } catch (e) {
+        fail("test hook")(e);
       }
       break;
     default:

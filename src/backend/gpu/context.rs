@@ -62,6 +62,11 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     /// Work counted since the context was made (shared by every backend on it; see [`GpuCounters`]).
     pub(crate) counters: Arc<Counters>,
+    /// The first error the device reported outside an error scope (in a browser: its `uncapturederror`
+    /// event). A failed submit leaves the buffers as they were, so every later readback refuses to return
+    /// numbers ([`GpuContext::read_back`]) instead of handing back stale ones. Natively wgpu's own handler
+    /// (a panic) is kept.
+    uncaptured: Arc<std::sync::Mutex<Option<String>>>,
     // Kept so the adapter (and on some platforms the instance) outlives the device.
     _adapter: wgpu::Adapter,
     _instance: wgpu::Instance,
@@ -145,7 +150,16 @@ impl GpuContext {
         let mut it = built.into_iter();
         let mut next = || it.next().expect("one kernel per source");
         let kernels = Kernels { gather: next(), gemm: next(), softmax: next(), bias: next(), sgd: next(), r_softmax: next(), perturb: next() };
-        Ok(GpuContext { device, queue, kernels, info, counters: Arc::default(), _adapter: adapter, _instance: instance })
+        let uncaptured: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        #[cfg(target_arch = "wasm32")]
+        {
+            let slot = uncaptured.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| e.to_string());
+            }));
+        }
+        Ok(GpuContext { device, queue, kernels, info, counters: Arc::default(), uncaptured, _adapter: adapter, _instance: instance })
     }
 
     /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.
@@ -226,6 +240,7 @@ impl GpuContext {
     /// This is the only way results leave the GPU: one call is one readback.
     pub(crate) async fn read_back(&self, parts: &[(&wgpu::Buffer, u64, u64)]) -> Result<Vec<Vec<u8>>> {
         self.counters.readbacks.fetch_add(1, Ordering::Relaxed);
+        self.check_uncaptured()?;
         let total: u64 = parts.iter().map(|p| p.2.next_multiple_of(4)).sum();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback staging"),
@@ -253,6 +268,7 @@ impl GpuContext {
         rx.await
             .map_err(|_| LabError::Gpu("the GPU dropped a readback (device lost?)".into()))?
             .map_err(|e| LabError::Gpu(format!("mapping a readback buffer failed: {e}")))?;
+        self.check_uncaptured()?;
         let out = {
             let view = staging.slice(..).get_mapped_range().map_err(|e| LabError::Gpu(format!("reading a mapped buffer failed: {e}")))?;
             let mut out = Vec::with_capacity(parts.len());
@@ -265,6 +281,16 @@ impl GpuContext {
         };
         staging.unmap();
         Ok(out)
+    }
+}
+
+impl GpuContext {
+    /// Fails if the device reported an error outside an error scope since it was made (see `uncaptured`).
+    fn check_uncaptured(&self) -> Result<()> {
+        match &*self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(LabError::Gpu(format!("the GPU reported an error, so its results cannot be trusted: {e}"))),
+            None => Ok(()),
+        }
     }
 }
 

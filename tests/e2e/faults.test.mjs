@@ -1,0 +1,229 @@
+// End-to-end: the lab page survives faults mid-run without losing finished work (docs/RELIABILITY.md §7).
+//   - GPU device loss: with WebGPU (SwiftShader) and ?test-hooks, the worker destroys the run's device after a
+//     group finished (device.destroy()); the page says "The GPU device was lost: <reason>", the finished groups
+//     export (JSON and CSV parse), and "Continue on the CPU" finishes the run without rerunning them (their
+//     numbers are unchanged).
+//   - A WebGPU validation error mid-run (an invalid createBuffer outside any error scope) takes the same path:
+//     the engine's readback refuses to hand back numbers, the page says "The GPU failed: …", and "Continue on a
+//     new GPU device" finishes the run on a fresh device.
+//   - Reload mid-run: a CPU run checkpoints to IndexedDB after each finished group; after a reload the page offers
+//     "Resume the unfinished run (k of n groups done)"; resuming finishes it without rerunning the k groups, and
+//     the stored entry is gone; a stored entry can also be discarded.
+// The server and browser set-up follow lab.test.mjs.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startServer } from "../../scripts/serve-www.mjs";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const ARTIFACTS = join(ROOT, "artifacts");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const RUN_TIMEOUT_MS = 300_000; // the CPU of a shared CI machine is slow
+const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"];
+/** e4-schedules at quick, made tiny (a few dozen steps per group: SwiftShader takes about a second a step). */
+const TINY_E4 = { dataset: { train_size: 200, validation_size: 100 }, model: { hidden: [16] }, budget: { epochs: 1 },
+  analysis: { hessian_examples: 50, lanczos_iterations: 3, evaluations: 2 }, experiment: { stage_epochs: 0.125 } };
+const E4_QUERY = `?preset=e4-schedules&scale=quick&test-hooks&patch=${encodeURIComponent(JSON.stringify(TINY_E4))}`;
+
+let server;
+before(async () => {
+  assert.ok(existsSync(join(ROOT, "www/pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
+  assert.ok(existsSync(CHROMIUM), `no browser at ${CHROMIUM} (set CHROMIUM=...; scripts/setup installs chromium)`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await startServer(join(ROOT, "www"));
+});
+after(() => server?.close());
+
+async function labPage({ webgpu = false, query }) {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+    args: webgpu ? [...BASE_ARGS, "--enable-unsafe-webgpu"] : BASE_ARGS });
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const log = [];
+  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
+  await page.goto(`${server.url}${query}`);
+  return { browser, page, log };
+}
+
+const labState = (page) => page.getAttribute("#lab", "data-state");
+
+async function waitIdle(page) {
+  await page.waitForSelector('#lab[data-state="idle"]', { timeout: 60_000 });
+  await page.waitForFunction(() => document.getElementById("plan-summary").dataset.jobs, null, { timeout: 60_000 });
+}
+
+async function waitState(page, log, wanted, timeout = RUN_TIMEOUT_MS) {
+  await page.waitForSelector(["done", "error", "stopped", "failed"].map((s) => `#lab[data-state="${s}"]`).join(", "), { timeout });
+  const s = await labState(page);
+  assert.equal(s, wanted, `the run ended in state ${s}, not ${wanted}: ${await page.textContent("#lab-error")}\n${log.join("\n")}`);
+}
+
+/** Clicks a button that downloads, returns the file's text (and keeps a copy in artifacts/). */
+async function downloadText(page, selector, copyAs) {
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.click(selector)]);
+  const text = readFileSync(await dl.path(), "utf8");
+  writeFileSync(join(ARTIFACTS, copyAs), text);
+  return text;
+}
+
+/** The data rows of a results CSV (after checking its header names the job column). */
+function csvRows(text) {
+  const [header, ...rows] = text.trim().split("\n");
+  assert.ok(header.split(",").includes("job"), `CSV header: ${header}`);
+  return rows;
+}
+
+/** The groups of `partial` must be in `full` unchanged (same numbers: not rerun). */
+function assertKept(partial, full) {
+  assert.equal(full.planned_jobs, partial.planned_jobs, "the same plan");
+  assert.equal(full.jobs.length, full.planned_jobs, "every group of the plan is done");
+  for (const job of partial.jobs) {
+    assert.deepEqual(full.jobs.find((j) => j.job === job.job), job, `group ${job.job} is unchanged`);
+  }
+}
+
+/** The unfinished run stored in the page's IndexedDB (checkpoint.js), or null. */
+const storedRun = (page) => page.evaluate(() => new Promise((resolve, reject) => {
+  const open = indexedDB.open("sgd-lab", 1);
+  open.onupgradeneeded = () => open.result.createObjectStore("unfinished-runs");
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const get = open.result.transaction("unfinished-runs").objectStore("unfinished-runs").get("last");
+    get.onsuccess = () => { open.result.close(); resolve(get.result ?? null); };
+    get.onerror = () => reject(get.error);
+  };
+}));
+
+describe("the lab page: GPU faults mid-run (WebGPU on SwiftShader)", () => {
+  test("a lost GPU device is named, the finished groups stay exportable, and the run continues on the CPU without rerunning them", async (t) => {
+    const { browser, page, log } = await labPage({ webgpu: true, query: E4_QUERY });
+    try {
+      await waitIdle(page);
+      await page.waitForSelector('#lab-engine[data-kind="gpu"]', { timeout: 60_000 });
+      await page.click("#run");
+      await page.waitForSelector('#jobs li[data-state="done"]', { timeout: RUN_TIMEOUT_MS });
+      assert.equal(await page.locator("#jobs li").count(), 4, "e4 plans four groups");
+      await page.evaluate(() => window.__labTest.destroyDevice());
+      await waitState(page, log, "failed", 60_000);
+
+      const text = await page.textContent("#gpu-fault-text");
+      t.diagnostic(text);
+      assert.ok(await page.isVisible("#gpu-fault-text"));
+      assert.match(text, /^The GPU device was lost: .*reason: destroyed/);
+      assert.equal(await page.getAttribute("#gpu-fault", "data-lost"), "1");
+      assert.ok(await page.isVisible("#continue-cpu") && await page.isVisible("#continue-gpu"));
+      assert.match(await page.textContent("#gpu-fault-help"), /finished groups? \(of 4\) are kept/);
+
+      const partial = JSON.parse(await downloadText(page, "#export-json", "faults-lost-partial.json"));
+      assert.ok(partial.jobs.length >= 1 && partial.jobs.length < partial.planned_jobs,
+        `partial: ${partial.jobs.length} of ${partial.planned_jobs}`);
+      const rows = csvRows(await downloadText(page, "#export-csv", "faults-lost-partial.csv"));
+      assert.equal(rows.length, partial.jobs.reduce((a, j) => a + j.models.length, 0), "one CSV row per model of the finished groups");
+
+      await page.click("#continue-cpu");
+      await waitState(page, log, "done");
+      assert.equal(await page.getAttribute("#lab-engine", "data-kind"), "cpu", "continued on the CPU");
+      assert.ok(await page.isHidden("#gpu-fault"));
+      assert.ok((await page.locator("#claims tbody tr").count()) > 0, "the report of the whole run");
+      const full = JSON.parse(await downloadText(page, "#export-json", "faults-lost-full.json"));
+      assertKept(partial, full);
+      await page.screenshot({ path: join(ARTIFACTS, "faults-gpu-lost-continued.png"), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test("a GPU validation error mid-run ends in the same message, and the run continues on a new GPU device", async (t) => {
+    const { browser, page, log } = await labPage({ webgpu: true, query: E4_QUERY });
+    try {
+      await waitIdle(page);
+      await page.waitForSelector('#lab-engine[data-kind="gpu"]', { timeout: 60_000 });
+      await page.click("#run");
+      await page.waitForSelector('#jobs li[data-state="done"]', { timeout: RUN_TIMEOUT_MS });
+      await page.evaluate(() => window.__labTest.gpuError());
+      await waitState(page, log, "failed", 60_000);
+      const text = await page.textContent("#gpu-fault-text");
+      t.diagnostic(text);
+      assert.match(text, /^The GPU failed: GPU: the GPU reported an error, so its results cannot be trusted: /);
+      assert.equal(await page.getAttribute("#gpu-fault", "data-lost"), "0");
+      const partial = JSON.parse(await downloadText(page, "#export-json", "faults-error-partial.json"));
+      assert.ok(partial.jobs.length >= 1 && partial.jobs.length < partial.planned_jobs);
+
+      await page.click("#continue-gpu");
+      await waitState(page, log, "done");
+      assert.equal(await page.getAttribute("#lab-engine", "data-kind"), "gpu", "continued on a new GPU device");
+      assertKept(partial, JSON.parse(await downloadText(page, "#export-json", "faults-error-full.json")));
+    } finally {
+      await browser.close();
+    }
+  });
+});
+
+describe("the lab page: reload mid-run (IndexedDB checkpoint)", () => {
+  test("after a reload the unfinished run is offered with its counts, and resuming finishes it without rerunning the saved groups", async (t) => {
+    const { browser, page, log } = await labPage({ query: "?preset=e4-schedules&scale=quick&cpu" });
+    try {
+      await waitIdle(page);
+      assert.ok(await page.isHidden("#resume-offer"), "nothing stored yet");
+      await page.click("#run");
+      await page.waitForSelector('#jobs li[data-state="done"]', { timeout: RUN_TIMEOUT_MS });
+      // Pause so no further group finishes, then wait for the checkpoint of every finished group.
+      await page.click("#pause");
+      await page.waitForSelector('#lab[data-state="paused"]', { timeout: 60_000 });
+      const done = await page.locator('#jobs li[data-state="done"]').count();
+      await page.waitForFunction((n) => document.getElementById("lab").dataset.checkpoint === String(n), done, { timeout: 10_000 });
+      const saved = JSON.parse(await downloadText(page, "#export-json", "faults-reload-before.json"));
+      const stored = await storedRun(page);
+      assert.deepEqual(JSON.parse(stored.json), saved, "the checkpoint is the results of the finished groups");
+      assert.equal(stored.done, done);
+      assert.equal(stored.id, "e4-schedules");
+      assert.equal(stored.scale, "quick");
+      t.diagnostic(`reloading with ${done} of ${saved.planned_jobs} groups done`);
+
+      await page.reload();
+      await page.waitForSelector("#resume-offer:not([hidden])", { timeout: 60_000 });
+      const offer = await page.textContent("#resume-run");
+      assert.equal(offer, `Resume the unfinished run (${done} of ${saved.planned_jobs} groups done)`);
+      assert.ok(await page.isVisible("#discard-run"));
+      await page.click("#resume-run");
+      await waitState(page, log, "done");
+      assert.ok(await page.isHidden("#resume-offer"));
+      assert.equal(await page.inputValue("#preset"), "e4-schedules");
+      const full = JSON.parse(await downloadText(page, "#export-json", "faults-reload-after.json"));
+      assertKept(saved, full);
+      assert.equal(await storedRun(page), null, "the finished run's checkpoint is deleted");
+
+      // Discard: a stored run (written back here) is offered after a reload; Discard deletes it.
+      await page.evaluate((entry) => new Promise((resolve, reject) => {
+        const open = indexedDB.open("sgd-lab", 1);
+        open.onsuccess = () => {
+          const tx = open.result.transaction("unfinished-runs", "readwrite");
+          tx.objectStore("unfinished-runs").put(entry, "last");
+          tx.oncomplete = () => { open.result.close(); resolve(); };
+          tx.onerror = () => reject(tx.error);
+        };
+        open.onerror = () => reject(open.error);
+      }), stored);
+      await page.reload();
+      await page.waitForSelector("#resume-offer:not([hidden])", { timeout: 60_000 });
+      await page.click("#discard-run");
+      assert.ok(await page.isHidden("#resume-offer"));
+      for (let i = 0; (await storedRun(page)) !== null; i += 1) {
+        assert.ok(i < 50, "Discard deletes the stored entry");
+        await page.waitForTimeout(100);
+      }
+      await page.reload();
+      await waitIdle(page);
+      await page.waitForTimeout(500); // the offer is looked up right after the worker is ready
+      assert.ok(await page.isHidden("#resume-offer"), "nothing is offered after Discard");
+      assert.equal(await storedRun(page), null, "the discarded entry is deleted");
+    } finally {
+      await browser.close();
+    }
+  });
+});

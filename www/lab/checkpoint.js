@@ -1,0 +1,65 @@
+// The lab's checkpoint of an unfinished run, in this browser's IndexedDB, so that a reload (or a closed tab)
+// mid-run loses at most the group in progress: after every finished group the page stores the run's results JSON
+// (the engine's own format, which `Experiment.resume` continues without rerunning a finished group) with the
+// preset, scale and merge patch it was started with. On load the page offers to resume it or discard it.
+//
+// What is stored: only the user's own last unfinished run and its settings; nothing leaves the machine. How much:
+// ONE entry (MAX_ENTRIES), under a fixed key: a new run's checkpoint replaces the previous one, and the entry is
+// deleted when the run finishes or the user discards it. The platform's IndexedDB API is used directly (a few
+// requests; no wrapper library is needed for one key in one store).
+
+const DB_NAME = "sgd-lab";
+const DB_VERSION = 1;
+const STORE = "unfinished-runs";
+const KEY = "last";
+/** How many unfinished runs are kept: one, the latest (a new run's checkpoint replaces it). */
+export const MAX_ENTRIES = 1;
+
+let opened = null;
+
+/** The database (opened once; the promise is shared so that requests run in the order they were made). */
+function db() {
+  opened ??= new Promise((resolve, reject) => {
+    if (typeof indexedDB === "undefined") {
+      reject(new Error("this browser offers no IndexedDB"));
+      return;
+    }
+    const req = indexedDB.open(DB_NAME, DB_VERSION);
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error ?? new Error("IndexedDB could not be opened"));
+    req.onblocked = () => reject(new Error("IndexedDB is blocked by another tab of this page"));
+  });
+  opened.catch(() => { opened = null; }); // a later call tries again
+  return opened;
+}
+
+/** Runs one request in a transaction on the store and resolves with its result once the transaction commits. */
+async function request(mode, make) {
+  const database = await db();
+  return new Promise((resolve, reject) => {
+    const tx = database.transaction(STORE, mode);
+    const req = make(tx.objectStore(STORE));
+    tx.oncomplete = () => resolve(req.result);
+    tx.onerror = () => reject(tx.error ?? req.error ?? new Error("an IndexedDB transaction failed"));
+    tx.onabort = () => reject(tx.error ?? new Error("an IndexedDB transaction was aborted"));
+  });
+}
+
+/**
+ * Stores the checkpoint of the run in progress, replacing any earlier one.
+ * @param {{id: string, scale: string, patch: object|null, json: string, done: number, planned: number}} entry
+ */
+export function saveCheckpoint(entry) {
+  return request("readwrite", (store) => store.put({ ...entry, savedAt: new Date().toISOString() }, KEY));
+}
+
+/** The stored unfinished run, or null when there is none. */
+export async function loadCheckpoint() {
+  return (await request("readonly", (store) => store.get(KEY))) ?? null;
+}
+
+/** Deletes the stored unfinished run (the run finished, or the user discarded it). */
+export function clearCheckpoint() {
+  return request("readwrite", (store) => store.delete(KEY));
+}
