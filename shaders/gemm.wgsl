@@ -24,9 +24,15 @@
 //   3 storage rw    grads (K×P)           C when c_dst = 1
 // Dispatch: (ceil(N/64), ceil(M/64), K) workgroups of 16×16 threads. Each workgroup computes a 64×64 tile
 // of C, each thread a 4×4 register block (rows lid.y+16r, columns lid.x+16c, so stores coalesce); K is
-// walked in slices of 16 staged in workgroup memory (2 × 4 KiB). Out-of-range loads read 0 and
+// walked in slices of 16 staged in workgroup memory (2 × ~4 KiB). Out-of-range loads read 0 and
 // out-of-range stores are skipped, so any M, N, K ≥ 1 works. The k-sum runs in a fixed order: results are
 // deterministic and independent of the other models in the batch.
+//
+// Why four vec4 accumulators and no arrays in the k-loop: a function-local `array<f32, 16>` indexed by
+// loop counters (the first version) is lowered by naga to an indexed private array; NVIDIA's Vulkan
+// compiler kept it in local memory, and the kernel ran at 0.8 % of the H100's measured FMA peak
+// (docs/BENCHMARKS.md). Named vec4 registers cannot spill that way. The A tile's rows are padded to 65
+// floats so the k-fastest stores into it do not all hit one bank.
 
 struct GemmParams {
     m: u32, n: u32, k: u32,
@@ -45,8 +51,9 @@ struct GemmParams {
 
 const TILE: u32 = 64u;
 const BK: u32 = 16u;
+const A_STRIDE: u32 = 65u; // TILE + 1: the padding that spreads the A tile's stores over the banks
 
-var<workgroup> a_tile: array<f32, 1024>; // [kk][i], 16 × 64
+var<workgroup> a_tile: array<f32, 1040>; // [kk][i], 16 × 65 (the last column is padding)
 var<workgroup> b_tile: array<f32, 1024>; // [kk][j], 16 × 64
 
 // tanh without overflow: (1 − e^{−2|z|}) / (1 + e^{−2|z|}) never divides inf by inf.
@@ -88,8 +95,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let a_m = g.a_base + model * g.a_ms;
     let b_m = g.b_base + model * g.b_ms;
 
-    var acc: array<f32, 16>;
-    for (var e = 0u; e < 16u; e += 1u) { acc[e] = 0.0; }
+    // acc_r holds rows lid.y + 16r; its components are columns lid.x + 16c, c = 0..3.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
 
     for (var k0 = 0u; k0 < g.k; k0 += BK) {
         for (var e = 0u; e < 4u; e += 1u) {
@@ -101,7 +111,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (row0 + ai < g.m && k0 + ak < g.k) {
                 av = work[a_m + (row0 + ai) * g.a_rs + (k0 + ak) * g.a_cs];
             }
-            a_tile[ak * TILE + ai] = av;
+            a_tile[ak * A_STRIDE + ai] = av;
             // B tile: consecutive threads walk columns.
             let bk = idx / TILE;
             let bj = idx % TILE;
@@ -113,27 +123,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk += 1u) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var r = 0u; r < 4u; r += 1u) {
-                a[r] = a_tile[kk * TILE + lid.y + 16u * r];
-                b[r] = b_tile[kk * TILE + lid.x + 16u * r];
-            }
-            for (var r = 0u; r < 4u; r += 1u) {
-                for (var c = 0u; c < 4u; c += 1u) {
-                    acc[r * 4u + c] = acc[r * 4u + c] + a[r] * b[c];
-                }
-            }
+            let ab = kk * A_STRIDE + lid.y;
+            let bb = kk * TILE + lid.x;
+            let b = vec4<f32>(b_tile[bb], b_tile[bb + 16u], b_tile[bb + 32u], b_tile[bb + 48u]);
+            acc0 = acc0 + a_tile[ab] * b;
+            acc1 = acc1 + a_tile[ab + 16u] * b;
+            acc2 = acc2 + a_tile[ab + 32u] * b;
+            acc3 = acc3 + a_tile[ab + 48u] * b;
         }
         workgroupBarrier();
     }
 
     for (var r = 0u; r < 4u; r += 1u) {
         let i = row0 + lid.y + 16u * r;
+        var row = acc0;
+        if (r == 1u) { row = acc1; } else if (r == 2u) { row = acc2; } else if (r == 3u) { row = acc3; }
         for (var c = 0u; c < 4u; c += 1u) {
             let j = col0 + lid.x + 16u * c;
             if (i < g.m && j < g.n) {
-                var v = acc[r * 4u + c];
+                var v = row[c];
                 let within = i * g.c_rs + j * g.c_cs;
                 let ci = g.c_base + model * g.c_ms + within;
                 let e = g.epilogue;
