@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
-use sgd_lab::analysis::eigen::{lanczos, power_iteration, LanczosOptions, PowerOptions};
+use sgd_lab::analysis::eigen::{lanczos, power_iteration, LanczosOptions, LanczosResult, PowerOptions};
 use sgd_lab::analysis::hvp::{cpu_hvp_exact, hvp_reference};
 use sgd_lab::analysis::trace::{hutchinson, HutchinsonOptions};
 use sgd_lab::analysis::{BackendOperator, DenseOperator, Subset};
@@ -242,4 +242,37 @@ fn lanczos_recovers_a_known_spectrum_exactly_and_power_iteration_its_dominant_ei
     assert!((pw[1].eigenvalue + 7.0).abs() < 1e-6 && pw[1].converged, "power iteration finds the largest magnitude (−7): {:?}", pw[1]);
     let pw = pollster::block_on(power_iteration(&mut op, &PowerOptions::default())).unwrap();
     assert!(pw.iter().all(|r| r.iterations <= 100));
+}
+
+#[test]
+fn lanczos_gives_the_same_bits_on_one_thread_and_on_several() {
+    // Six random symmetric 40×40 operators: the reorthogonalisation runs one model per thread.
+    let (n, k) = (40, 6);
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let mut matrices = Vec::new();
+    for _ in 0..k {
+        let g = DMatrix::from_fn(n, n, |_, _| rng.random_range(-1.0..1.0));
+        let a = (&g + g.transpose()) * 0.5;
+        for i in 0..n {
+            for j in 0..n {
+                matrices.push(a[(i, j)]);
+            }
+        }
+    }
+    let opts = LanczosOptions { top_k: 3, iterations: 25, seed: 5 };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut op = DenseOperator { n, matrices: matrices.clone() };
+        pool.install(|| pollster::block_on(lanczos(&mut op, &opts))).unwrap()
+    };
+    let one = run(1);
+    assert_eq!(one.len(), k);
+    for threads in [2, 3, 6] {
+        let many = run(threads);
+        for m in 0..k {
+            let bits = |r: &LanczosResult| r.eigenvalues.iter().chain(&r.residuals).map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one[m]), bits(&many[m]), "model {m} on {threads} threads");
+            assert_eq!(one[m].iterations, many[m].iterations);
+        }
+    }
 }

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::{dot, norm, HvpOperator};
+use crate::backend::cpu::par;
 use crate::error::Result;
 
 /// Settings of [`lanczos`].
@@ -47,66 +48,54 @@ const BREAKDOWN: f64 = 1e-10;
 pub async fn lanczos<H: HvpOperator>(op: &mut H, opts: &LanczosOptions) -> Result<Vec<LanczosResult>> {
     let (k, n) = (op.models(), op.dim());
     let steps = opts.iterations.min(n).max(1);
-    let mut q: Vec<Vec<Vec<f64>>> = vec![Vec::with_capacity(steps + 1); k];
-    for (m, qm) in q.iter_mut().enumerate() {
-        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-        rng.set_stream(m as u64);
-        let mut v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let s = norm(&v);
-        v.iter_mut().for_each(|x| *x /= s);
-        qm.push(v);
-    }
-    let mut alpha = vec![Vec::new(); k];
-    let mut beta: Vec<Vec<f64>> = vec![Vec::new(); k];
-    let mut active = vec![true; k];
-    let mut scale = vec![0f64; k];
+    let mut models: Vec<ModelLanczos> = (0..k)
+        .map(|m| {
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+            rng.set_stream(m as u64);
+            let mut v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let s = norm(&v);
+            v.iter_mut().for_each(|x| *x /= s);
+            let mut q = Vec::with_capacity(steps + 1);
+            q.push(v);
+            ModelLanczos { m, q, alpha: Vec::new(), beta: Vec::new(), active: true, scale: 0.0 }
+        })
+        .collect();
     for j in 0..steps {
-        if !active.iter().any(|&a| a) {
+        if !models.iter().any(|s| s.active) {
             break;
         }
         let mut v = vec![0.0; k * n];
-        for m in 0..k {
-            if active[m] {
-                v[m * n..(m + 1) * n].copy_from_slice(&q[m][j]);
-            }
+        for s in models.iter().filter(|s| s.active) {
+            v[s.m * n..(s.m + 1) * n].copy_from_slice(&s.q[j]);
         }
         let hv = op.apply(&v).await?;
-        for m in (0..k).filter(|&m| active[m]).collect::<Vec<_>>() {
-            let mut w = hv[m * n..(m + 1) * n].to_vec();
-            let a = dot(&w, &q[m][j]);
-            alpha[m].push(a);
-            scale[m] = scale[m].max(a.abs()).max(norm(&w));
-            for _ in 0..2 {
-                for qi in &q[m] {
-                    let c = dot(&w, qi);
-                    w.iter_mut().zip(qi).for_each(|(x, y)| *x -= c * y);
-                }
+        // The reorthogonalisation streams j vectors of n f64 twice per model and step — on a GPU the
+        // larger part of a λ_max at K = 16 (docs/BENCHMARKS.md) — and is independent across models: one
+        // model per thread of the calling rayon pool (natively; rayon's global pool outside any pool).
+        // Each model's arithmetic is the same in any schedule, so results do not depend on the threads.
+        par::for_each_mut(&mut models, |s| {
+            if s.active {
+                s.extend(&hv[s.m * n..(s.m + 1) * n], j, steps);
             }
-            let b = norm(&w);
-            beta[m].push(b);
-            if b <= BREAKDOWN * scale[m].max(f64::MIN_POSITIVE) || j + 1 == steps {
-                active[m] = false;
-            } else {
-                w.iter_mut().for_each(|x| *x /= b);
-                q[m].push(w);
-            }
-        }
+        });
     }
-    Ok((0..k)
-        .map(|m| {
-            let t = alpha[m].len();
+    Ok(models
+        .into_iter()
+        .map(|s| {
+            let (alpha, beta) = (s.alpha, s.beta);
+            let t = alpha.len();
             let mut tri = vec![0.0; t * t];
             for i in 0..t {
-                tri[i * t + i] = alpha[m][i];
+                tri[i * t + i] = alpha[i];
                 if i + 1 < t {
-                    tri[i * t + i + 1] = beta[m][i];
-                    tri[(i + 1) * t + i] = beta[m][i];
+                    tri[i * t + i + 1] = beta[i];
+                    tri[(i + 1) * t + i] = beta[i];
                 }
             }
             let (vals, vecs) = symmetric_eigen(&tri, t);
             let mut order: Vec<usize> = (0..t).collect();
             order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
-            let last_beta = beta[m].last().copied().unwrap_or(0.0);
+            let last_beta = beta.last().copied().unwrap_or(0.0);
             let top: Vec<usize> = order.into_iter().take(opts.top_k).collect();
             LanczosResult {
                 eigenvalues: top.iter().map(|&i| vals[i]).collect(),
@@ -115,6 +104,42 @@ pub async fn lanczos<H: HvpOperator>(op: &mut H, opts: &LanczosOptions) -> Resul
             }
         })
         .collect())
+}
+
+/// One model's Lanczos state: its orthonormal vectors, the tridiagonal's α and β so far, and whether
+/// it is still iterating.
+struct ModelLanczos {
+    m: usize,
+    q: Vec<Vec<f64>>,
+    alpha: Vec<f64>,
+    beta: Vec<f64>,
+    active: bool,
+    scale: f64,
+}
+
+impl ModelLanczos {
+    /// Step `j` given `hv` = H q_j: α_j, then w = H q_j orthogonalised twice against every q_i
+    /// (modified Gram–Schmidt), β_j = ‖w‖, and q_{j+1} = w / β_j unless the space is exhausted.
+    fn extend(&mut self, hv: &[f64], j: usize, steps: usize) {
+        let mut w = hv.to_vec();
+        let a = dot(&w, &self.q[j]);
+        self.alpha.push(a);
+        self.scale = self.scale.max(a.abs()).max(norm(&w));
+        for _ in 0..2 {
+            for qi in &self.q {
+                let c = dot(&w, qi);
+                w.iter_mut().zip(qi).for_each(|(x, y)| *x -= c * y);
+            }
+        }
+        let b = norm(&w);
+        self.beta.push(b);
+        if b <= BREAKDOWN * self.scale.max(f64::MIN_POSITIVE) || j + 1 == steps {
+            self.active = false;
+        } else {
+            w.iter_mut().for_each(|x| *x /= b);
+            self.q.push(w);
+        }
+    }
 }
 
 /// Eigenvalues and eigenvectors (columns of the returned row-major n×n matrix) of a symmetric matrix by

@@ -103,7 +103,7 @@ impl Real for f64 {
 
 /// The threads of a CPU backend: a rayon pool natively, the calling thread in wasm32.
 #[cfg(not(target_arch = "wasm32"))]
-mod par {
+pub(crate) mod par {
     use std::sync::{Arc, OnceLock};
 
     /// A handle on a rayon pool (cheap to clone).
@@ -153,7 +153,7 @@ mod par {
 
 /// The wasm32 stand-in: one thread, no pool.
 #[cfg(target_arch = "wasm32")]
-mod par {
+pub(crate) mod par {
     #[derive(Clone)]
     pub struct Pool;
 
