@@ -50,7 +50,7 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// Parses `--checkpoint-every`: seconds ≥ 0 (fractions allowed); zero means no checkpoints.
 pub fn parse_checkpoint_every(s: &str) -> std::result::Result<std::time::Duration, String> {
     let secs: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds (e.g. 60, or 0.5; 0 turns checkpoints off)"))?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !(0.0..=1e9).contains(&secs) {
         return Err(format!("must be between 0 and 1e9 seconds (0 turns checkpoints off), got {s}"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))

@@ -646,7 +646,7 @@ impl Backend for GpuBackend {
 
     fn write_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.check(self.k, self.layout.params_per_model)?;
-        if state.step >= HEALTHY {
+        if state.step == HEALTHY {
             return Err(LabError::Backend(format!("step {} is beyond the GPU's step counter (below {HEALTHY})", state.step)));
         }
         let flags: Vec<u32> = state.diverged_at.iter().map(|d| d.unwrap_or(HEALTHY)).collect();
