@@ -10,6 +10,9 @@
 //! `state` (JSON: the training config, step counters, divergence flags, generator positions, cursors),
 //! `annex` (the caller's own JSON, e.g. the runner's results in progress) and `crc32` (of `state`, `annex`
 //! and the three tensors' bytes), so a truncated or damaged file is refused with the reason.
+//!
+//! Values are f32: exact for the f32 backends (the CPU `CpuBackend<f32>` the experiments use, and the GPU);
+//! a `CpuBackend<f64>` reference run would resume from its parameters and momentum rounded to f32.
 
 use std::collections::HashMap;
 
