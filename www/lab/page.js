@@ -717,7 +717,7 @@ function spawnWorker() {
     showError(`the lab's worker failed: ${e.message ?? "it could not be loaded"}`, { append: true });
     setPhase("error");
   };
-  worker.postMessage({ type: "init", preferGpu, testHooks });
+  worker.postMessage({ type: "init", preferGpu, testHooks, groupCheckpoints: true });
 }
 
 function onMessage(msg) {

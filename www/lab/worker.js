@@ -14,12 +14,13 @@
 // messages `test-destroy-device` (device.destroy() on the run's devices) and `test-gpu-error` (an invalid
 // createBuffer, i.e. a validation error outside any error scope) provoke both.
 //
-// Mid-group checkpoints: every GROUP_CHECKPOINT_MS (30 s; 0.3 s with testHooks, so a test need not wait) of a
-// group's training the worker asks the Experiment for a checkpoint of that group (Experiment.checkpoint: the
-// models' parameters, momentum, sampler and schedule state) and posts it with the results so far; the page stores
-// both in IndexedDB, and a reload continues the group at that step (Experiment.resume's third argument).
+// Mid-group checkpoints (when init asks for groupCheckpoints, as the lab page does): every 30 s of a group's
+// training (0.3 s with testHooks, so a test need not wait) the worker asks the Experiment for a checkpoint of that
+// group (Experiment.checkpoint: the models' parameters, momentum, sampler and schedule state) and posts it with
+// the results so far; the page stores both in IndexedDB, and a reload continues the group at that step
+// (Experiment.resume's third argument).
 //
-// Page → worker: {type: "init", preferGpu, testHooks} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
+// Page → worker: {type: "init", preferGpu, testHooks, groupCheckpoints} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
 //   · {type: "continue", json, preferGpu, group?} (finish the jobs a saved results file lacks; `group`: a mid-group
 //   checkpoint taken after those results, whose group then continues at its step) · {type: "pause"}
 //   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file)
@@ -42,6 +43,8 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 const MB = (bytes) => (bytes / 1e6).toFixed(1);
 
 let ready = null; // the promise of init()
+/** Whether the page stores mid-group checkpoints (the lab page does; the embed element does not ask). */
+let groupCheckpoints = false;
 /** How often (ms of a group's training) a mid-group checkpoint is posted; short with testHooks. */
 const groupCheckpointMs = () => (testHooks ? 300 : 30_000);
 /** Whether the page was opened with ?test-hooks (the `test-…` messages are refused otherwise). */
@@ -183,7 +186,7 @@ async function run(msg) {
       }
       if (events.some((e) => e.type === "job_started")) run.groupSince = performance.now();
       const at = events.findLast((e) => e.type === "progress");
-      if (at && at.step < at.steps && performance.now() - (run.groupSince ?? 0) >= groupCheckpointMs()) {
+      if (groupCheckpoints && at && at.step < at.steps && performance.now() - (run.groupSince ?? 0) >= groupCheckpointMs()) {
         run.groupSince = performance.now();
         const bytes = await Promise.race([ex.checkpoint(), lostError]);
         if (bytes) {
@@ -279,6 +282,7 @@ self.onmessage = ({ data: msg }) => {
   switch (msg.type) {
     case "init":
       testHooks = msg.testHooks === true;
+      groupCheckpoints = msg.groupCheckpoints === true;
       ready = start();
       ready.catch(fail("init"));
       ready.then(() => probe(msg.preferGpu).catch(fail("engine")), () => {});
