@@ -23,8 +23,10 @@
 //! }, abort.signal);
 //! const results = ex.results();   // results.jobs[j].models[m]: tag, last, curve, lambda_max, trace, ...
 //! const report = ex.report();     // claims with verdicts, figures as SVG, markdown
-//! // later, in a new tab: finish the jobs that were not done
-//! const again = await Experiment.resume(localStorage.getItem("e1"), true);
+//! // inside a group (between two steps): its state, to continue that group where it was
+//! const group = await ex.checkpoint();   // Uint8Array, or undefined when no group is mid-training
+//! // later, in a new tab: finish the jobs that were not done (the group of `group` from its saved step)
+//! const again = await Experiment.resume(localStorage.getItem("e1"), true, group);
 //! ```
 
 use std::cell::{Cell, RefCell};
@@ -181,6 +183,10 @@ struct Inner {
     raw: Rc<RefCell<HashMap<RealDataset, RawData>>>,
     /// The real data sets the config needs.
     needed: Vec<RealDataset>,
+    /// A mid-group checkpoint given to `resume`, applied by the first step (once the data sets are added).
+    pending_group: RefCell<Option<Vec<u8>>>,
+    /// The engine's description (for the `job_started` event of a resumed group).
+    backend: String,
 }
 
 impl Inner {
@@ -197,6 +203,27 @@ impl Inner {
             return Err(to_js(missing(name)));
         }
         let mut run = self.run.take().ok_or_else(|| JsError::new("Experiment.step() called again before the previous step finished (await it, or use run())"))?;
+        if let Some(bytes) = self.pending_group.borrow_mut().take() {
+            // The group of the checkpoint continues at its step: reported as its start, then its progress.
+            let resumed = run.resume_group(&bytes).map(|at| {
+                at.map(|(j, step)| {
+                    let job = &run.jobs()[j];
+                    let (label, models, steps) = (job.label.clone(), job.train.models.len(), job.train.steps);
+                    vec![
+                        RunEvent::JobStarted { job: j, label, models, steps, backend: self.backend.clone() },
+                        RunEvent::Progress { job: j, step, steps, fraction: run.fraction() },
+                    ]
+                })
+            });
+            self.fraction.set(run.fraction());
+            self.run.set(Some(run));
+            match resumed {
+                Ok(Some(events)) => return Ok(events),
+                Ok(None) => {} // its group had finished: an ordinary step follows
+                Err(e) => return Err(to_js(e)),
+            }
+            run = self.run.take().expect("just put back");
+        }
         let events = run.step().await;
         self.fraction.set(run.fraction());
         self.finished.set(run.is_done());
@@ -262,12 +289,41 @@ impl Experiment {
     /// interpolation preset (e2, e3) resumed with some jobs already done cannot interpolate between their
     /// minima: its interpolation step rejects with a message saying the parameters of job j are not
     /// available. Such a preset resumes usefully only from results that hold no finished job yet.
+    ///
+    /// `groupCheckpoint` (optional): what [`Experiment::checkpoint`] returned during the same run after
+    /// those results; the first step then continues that group at its saved step (reported as its
+    /// `job_started` and a `progress` at that step) instead of starting it over. Rejects a damaged one here;
+    /// one of another configuration or group makes that first step reject, saying why.
     pub async fn resume(
         #[wasm_bindgen(js_name = resultsJson)] results_json: String,
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
+        #[wasm_bindgen(js_name = groupCheckpoint)] group_checkpoint: Option<Vec<u8>>,
     ) -> Result<Experiment, JsError> {
         let previous = ExperimentResults::from_json(&results_json).map_err(to_js)?;
-        Self::start(previous.config.clone(), Some(previous), prefer_gpu).await
+        if let Some(bytes) = &group_checkpoint {
+            crate::train::TrainerState::from_bytes(bytes).map_err(to_js)?;
+        }
+        let ex = Self::start(previous.config.clone(), Some(previous), prefer_gpu).await?;
+        *ex.inner.pending_group.borrow_mut() = group_checkpoint;
+        Ok(ex)
+    }
+
+    /// A checkpoint of the group being trained (`Uint8Array`: its models' parameters, momentum, divergence
+    /// flags, sampler and schedule state, and what they recorded so far), or `undefined` when no group is
+    /// between two chunks of training. Keep it with `resultsJson()` and pass both to [`Experiment::resume`]
+    /// to continue that group where it was (the same bits on the CPU). Rejects if a step is pending.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Uint8Array | undefined>")]
+    pub fn checkpoint(&self) -> js_sys::Promise {
+        let inner = Rc::clone(&self.inner);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut run = inner.run.take().ok_or_else(|| JsError::new("Experiment.checkpoint() called while a step is pending (await it first)"))?;
+            let bytes = run.checkpoint().await;
+            inner.run.set(Some(run));
+            match bytes.map_err(to_js)? {
+                Some(b) => Ok(js_sys::Uint8Array::from(&b[..]).into()),
+                None => Ok(JsValue::UNDEFINED),
+            }
+        })
     }
 
     /// Obtains the engine and plans the run.
@@ -295,6 +351,8 @@ impl Experiment {
             run: Cell::new(Some(run)),
             raw,
             needed,
+            pending_group: RefCell::new(None),
+            backend: backend.clone(),
         };
         Ok(Experiment { inner: Rc::new(inner), jobs, backend, on_gpu, fallback_reason })
     }

@@ -426,3 +426,52 @@ async fn a_sweep_on_the_gpu_matches_the_cpu_model_by_model() {
     }
 }
 common::gpu_test!(a_sweep_on_the_gpu_matches_the_cpu_model_by_model);
+
+/// Steps a run until group `job` has done at least one chunk and is still training, then checkpoints it.
+fn checkpoint_inside(run: &mut ExperimentRun, job: usize) -> Vec<u8> {
+    loop {
+        let ev = pollster::block_on(run.step()).unwrap();
+        if ev.iter().any(|e| matches!(e, RunEvent::Progress { job: j, step, steps, .. } if *j == job && step < steps)) {
+            return pollster::block_on(run.checkpoint()).unwrap().expect("a group between two chunks");
+        }
+        assert!(!run.is_done(), "group {job} never ran a chunk");
+    }
+}
+
+#[test]
+fn a_group_resumed_from_a_mid_group_checkpoint_ends_bit_identical_to_an_uninterrupted_run() {
+    let whole = whole_run(TINY_SWEEP);
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    for job in [0, 2] {
+        let mut first = ExperimentRun::new(cfg.clone(), None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+        let bytes = checkpoint_inside(&mut first, job);
+        let saved = (job > 0).then(|| ExperimentResults::from_json(&first.results().to_json()).unwrap());
+        assert_eq!(saved.as_ref().map_or(0, |s| s.jobs.len()), job, "the groups before it are finished");
+        drop(first);
+        let mut resumed = ExperimentRun::new(cfg.clone(), None, cpu(), synthetic(), saved, HashMap::new()).unwrap();
+        let (j, step) = resumed.resume_group(&bytes).unwrap().expect("the group is not finished");
+        assert_eq!(j, job);
+        assert!(step > 0 && step < resumed.jobs()[job].train.steps, "resumed inside the group, at step {step}");
+        let events = drive(&mut resumed, None);
+        assert!(!events.iter().any(|e| matches!(e, RunEvent::JobStarted { job: s, .. } if *s == job)), "group {job} is not restarted");
+        assert_eq!(models_json(resumed.results()), models_json(whole.results()), "resumed inside group {job}");
+    }
+}
+
+#[test]
+fn a_mid_group_checkpoint_of_another_config_or_shard_is_refused_and_one_of_a_finished_group_is_stale() {
+    let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
+    let mut first = ExperimentRun::new(cfg.clone(), None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    let bytes = checkpoint_inside(&mut first, 1);
+    let other = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"analysis": {"evaluations": 3}}"#)).unwrap();
+    let e = ExperimentRun::new(other, None, cpu(), synthetic(), None, HashMap::new()).unwrap().resume_group(&bytes).unwrap_err().to_string();
+    assert!(e.contains("different experiment configuration"), "{e}");
+    let e = ExperimentRun::new(cfg.clone(), Some((0, 2)), cpu(), synthetic(), None, HashMap::new()).unwrap().resume_group(&bytes).unwrap_err().to_string();
+    assert!(e.contains("group 1, which this run does not train"), "{e}");
+    drive(&mut first, Some(2));
+    let done = ExperimentResults::from_json(&first.results().to_json()).unwrap();
+    let mut later = ExperimentRun::new(cfg, None, cpu(), synthetic(), Some(done), HashMap::new()).unwrap();
+    assert_eq!(later.resume_group(&bytes).unwrap(), None, "group 1 finished after its checkpoint");
+    let e = later.resume_group(&bytes[..bytes.len() / 2]).unwrap_err().to_string();
+    assert!(e.contains("not a usable checkpoint"), "{e}");
+}

@@ -5,7 +5,7 @@
 use sgd_lab::analysis::landscape::{self, filter_normalize, interpolate, linspace, random_direction, slice_1d, slice_2d, BiasMode, EvalSet};
 use sgd_lab::backend::cpu::CpuBackend;
 use sgd_lab::backend::perturb::{combine, Perturb};
-use sgd_lab::backend::{Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress};
+use sgd_lab::backend::{Backend, DataHandle, EvalMetrics, Gradients, Hyper, OptimizerState, Progress};
 use sgd_lab::data::{two_spirals, Dataset};
 use sgd_lab::error::Result;
 use sgd_lab::model::{Activation, Init, Layout, MlpSpec, ModelBatch};
@@ -167,6 +167,12 @@ impl Backend for Bowl {
         unimplemented!()
     }
     async fn read_params(&mut self) -> Result<Vec<f32>> {
+        unimplemented!()
+    }
+    async fn read_optimizer_state(&mut self) -> Result<OptimizerState> {
+        unimplemented!()
+    }
+    fn write_optimizer_state(&mut self, _: &OptimizerState) -> Result<()> {
         unimplemented!()
     }
     async fn evaluate(&mut self, _: DataHandle, _: usize, _: usize) -> Result<Vec<EvalMetrics>> {

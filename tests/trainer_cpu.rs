@@ -4,7 +4,7 @@
 
 use sgd_lab::backend::cpu::{gather, loss_and_grad, sgd_update, CpuBackend};
 use sgd_lab::backend::Backend;
-use sgd_lab::train::{CyclicSchedule, Event, ScheduleTarget, TrainConfig, Trainer};
+use sgd_lab::train::{CyclicSchedule, Event, ScheduleTarget, TrainConfig, Trainer, TrainerState};
 
 fn config(models: &str, steps: usize, sampling: &str) -> TrainConfig {
     TrainConfig::from_json(&format!(
@@ -262,4 +262,97 @@ fn a_trainer_that_does_not_record_batches_keeps_no_indices_and_trains_the_same_b
     let a = pollster::block_on(recorded.backend_mut().read_params()).unwrap();
     let b = pollster::block_on(t.backend_mut().read_params()).unwrap();
     assert_eq!(a, b);
+}
+
+/// Runs `cfg` straight through, chunk by chunk: each chunk's events, and the final parameters.
+fn chunks(cfg: &TrainConfig) -> (Vec<Vec<Event>>, Vec<f32>) {
+    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), cfg.models.len(), cfg.max_batch()).unwrap();
+    let mut t = Trainer::new(cfg.clone(), backend).unwrap();
+    let mut out = Vec::new();
+    while !t.is_done() {
+        out.push(pollster::block_on(t.run_chunk()).unwrap());
+    }
+    (out, pollster::block_on(t.backend_mut().read_params()).unwrap())
+}
+
+/// Momentum, shuffling, a model that diverges, and the given schedule (stages of half an epoch = 8 steps of 16).
+fn resumable_config(of: ScheduleTarget) -> TrainConfig {
+    let mut cfg = config(r#"[{"lr": 0.05, "momentum": 0.9, "seed": 2}, {"lr": 1000.0, "momentum": 0.5, "seed": 3}, {"lr": 0.1, "momentum": 0.9, "seed": 4}]"#, 90, "shuffle");
+    cfg.chunk_steps = 7;
+    cfg.eval_every = 20;
+    cfg.schedule = Some(CyclicSchedule { of, factors: vec![1.0, 2.0, 0.5], stage_epochs: 0.5 });
+    cfg.validate().unwrap();
+    cfg
+}
+
+#[test]
+fn a_trainer_restored_from_a_state_at_step_s_ends_bit_identical_to_one_run_straight_through() {
+    for of in [ScheduleTarget::BatchSize, ScheduleTarget::LearningRate] {
+        let cfg = resumable_config(of);
+        let (straight, final_params) = chunks(&cfg);
+        for stop_after in [1, 4, 9] {
+            let backend = CpuBackend::<f32>::new(&cfg.model.layout(), 3, cfg.max_batch()).unwrap();
+            let mut first = Trainer::new(cfg.clone(), backend).unwrap();
+            for _ in 0..stop_after {
+                pollster::block_on(first.run_chunk()).unwrap();
+            }
+            let bytes = pollster::block_on(first.state()).unwrap().to_bytes("{}").unwrap();
+            let saved_step = first.steps_done();
+            drop(first);
+
+            let (state, annex) = TrainerState::from_bytes(&bytes).unwrap();
+            assert_eq!((state.step, annex.as_str()), (saved_step, "{}"));
+            let backend = CpuBackend::<f32>::new(&cfg.model.layout(), 3, cfg.max_batch()).unwrap();
+            let mut resumed = Trainer::new(cfg.clone(), backend).unwrap();
+            resumed.restore(&state).unwrap();
+            let mut rest = Vec::new();
+            while !resumed.is_done() {
+                rest.push(pollster::block_on(resumed.run_chunk()).unwrap());
+            }
+            // Debug text: NaN (a diverged model's loss) is not equal to itself, but prints the same; floats print
+            // their shortest round-trip form, so equal text is equal bits.
+            assert_eq!(format!("{rest:?}"), format!("{:?}", &straight[stop_after..]), "{of:?}, resumed at step {saved_step}: the same events chunk for chunk");
+            let p = pollster::block_on(resumed.backend_mut().read_params()).unwrap();
+            let differ = p.iter().zip(&final_params).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differ, 0, "{of:?}, resumed at step {saved_step}: {differ} parameters differ");
+        }
+        let diverged = straight.iter().flatten().any(|e| matches!(e, Event::Diverged { model: 1, .. }));
+        assert!(diverged, "the state carries a diverged model");
+    }
+}
+
+#[test]
+fn a_trainer_state_survives_its_byte_round_trip_and_a_damaged_or_foreign_one_is_refused() {
+    let cfg = resumable_config(ScheduleTarget::BatchSize);
+    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), 3, cfg.max_batch()).unwrap();
+    let mut t = Trainer::new(cfg.clone(), backend).unwrap();
+    for _ in 0..5 {
+        pollster::block_on(t.run_chunk()).unwrap();
+    }
+    let state = pollster::block_on(t.state()).unwrap();
+    assert!(state.optimizer.diverged_at[1].is_some() && state.optimizer.velocity.iter().any(|&v| v != 0.0));
+    let bytes = state.to_bytes(r#"{"job": 3}"#).unwrap();
+    let (back, annex) = TrainerState::from_bytes(&bytes).unwrap();
+    assert_eq!(back, state);
+    assert_eq!(annex, r#"{"job": 3}"#);
+
+    let err = |b: &[u8]| TrainerState::from_bytes(b).unwrap_err().to_string();
+    assert!(err(&bytes[..bytes.len() - 9]).contains("truncated"), "{}", err(&bytes[..bytes.len() - 9]));
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 100;
+    flipped[at] ^= 0x10;
+    assert!(err(&flipped).contains("checksum"), "{}", err(&flipped));
+    assert!(err(b"not a checkpoint").contains("not a usable checkpoint"));
+
+    let mut other = cfg.clone();
+    other.models[0].lr = 0.06;
+    let backend = CpuBackend::<f32>::new(&other.model.layout(), 3, other.max_batch()).unwrap();
+    let mut foreign = Trainer::new(other, backend).unwrap();
+    let e = foreign.restore(&state).unwrap_err().to_string();
+    assert!(e.contains("checkpoint") && e.contains("different training config"), "{e}");
+    let mut bad = state.clone();
+    bad.stage += 1;
+    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), 3, cfg.max_batch()).unwrap();
+    let e = Trainer::new(cfg, backend).unwrap().restore(&bad).unwrap_err().to_string();
+    assert!(e.contains("counters disagree"), "{e}");
 }

@@ -237,7 +237,7 @@ async fn a_bad_field_or_a_malformed_patch_is_refused_with_the_field_named() {
     assert!(m.contains("(json)"), "{m}");
     let m = Experiment::from_preset("e9".into(), None, false).await.err().map(|e| message(&e.into())).unwrap();
     assert!(m.contains("`preset`") && m.contains("e1-ratio-sweep"), "{m}");
-    let m = Experiment::resume("{}".into(), false).await.err().map(|e| message(&e.into())).unwrap();
+    let m = Experiment::resume("{}".into(), false, None).await.err().map(|e| message(&e.into())).unwrap();
     assert!(m.contains("results file"), "{m}");
     // A preset with a patch is planned like any config.
     let ex = Experiment::from_preset("e1-ratio-sweep".into(), Some(r#"{"seeds": [1], "experiment": {"extra_budgets": []}}"#.into()), false).await.unwrap();
@@ -295,7 +295,7 @@ async fn resuming_from_results_saved_mid_run_ends_with_the_same_results_as_an_un
     let json = first.results_json();
     drop(first);
 
-    let resumed = Experiment::resume(json, false).await.expect("the saved results resume");
+    let resumed = Experiment::resume(json, false, None).await.expect("the saved results resume");
     assert_eq!(resumed.fraction(), 0.5, "job 0 is done");
     let (on_event, seen) = recorder(|_| Ok(()));
     assert_eq!(run(&resumed, &on_event, None).await, Ok(true));

@@ -2,7 +2,7 @@
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::{GpuBackend, GpuContext};
-use crate::backend::{Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress};
+use crate::backend::{Backend, DataHandle, EvalMetrics, Gradients, Hyper, OptimizerState, Progress};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::Layout;
@@ -90,6 +90,12 @@ impl Backend for AnyBackend {
     }
     async fn read_params(&mut self) -> Result<Vec<f32>> {
         each!(self, b => b.read_params().await)
+    }
+    async fn read_optimizer_state(&mut self) -> Result<OptimizerState> {
+        each!(self, b => b.read_optimizer_state().await)
+    }
+    fn write_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        each!(self, b => b.write_optimizer_state(state))
     }
     async fn evaluate(&mut self, data: DataHandle, start: usize, count: usize) -> Result<Vec<EvalMetrics>> {
         each!(self, b => b.evaluate(data, start, count).await)

@@ -57,7 +57,7 @@
 
 use std::sync::Mutex;
 
-use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
+use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, OptimizerState, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
 use crate::data::{Dataset, Features};
 use crate::error::{LabError, Result};
 use crate::model::{Activation, Layout};
@@ -768,6 +768,21 @@ impl<T: Real> Backend for CpuBackend<T> {
 
     async fn read_params(&mut self) -> Result<Vec<f32>> {
         Ok(self.params.iter().map(|v| v.as_f64() as f32).collect())
+    }
+
+    /// The velocity is rounded to f32 (exact for `CpuBackend<f32>`, the engine of the experiments).
+    async fn read_optimizer_state(&mut self) -> Result<OptimizerState> {
+        Ok(OptimizerState { velocity: self.velocity.iter().map(|v| v.as_f64() as f32).collect(), diverged_at: self.diverged_at.clone(), step: self.step })
+    }
+
+    fn write_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check(self.k, self.layout.params_per_model)?;
+        for (d, &s) in self.velocity.iter_mut().zip(&state.velocity) {
+            *d = T::from_f32(s);
+        }
+        self.diverged_at.copy_from_slice(&state.diverged_at);
+        self.step = state.step;
+        Ok(())
     }
 
     async fn evaluate(&mut self, h: DataHandle, start: usize, count: usize) -> Result<Vec<EvalMetrics>> {

@@ -74,6 +74,38 @@ pub struct Gradients {
     pub grads: Vec<f32>,
 }
 
+/// What an SGD step depends on besides the parameters and hyper-parameters: every model's momentum buffer,
+/// its divergence flag, and the step count the flags are numbered by. A checkpoint saves it
+/// ([`Backend::read_optimizer_state`]) and a resumed run puts it back ([`Backend::write_optimizer_state`]),
+/// so the next step is the one an uninterrupted run would have taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// `K × P` momentum (velocity) values in the parameter layout.
+    pub velocity: Vec<f32>,
+    /// For each model, the step at which it diverged, if it did.
+    pub diverged_at: Vec<Option<u32>>,
+    /// Steps since [`Backend::reset_state`].
+    pub step: u32,
+}
+
+impl OptimizerState {
+    /// Checks the sizes against a backend of `k` models of `p` parameters each.
+    pub(crate) fn check(&self, k: usize, p: usize) -> Result<()> {
+        use crate::error::LabError;
+        if self.velocity.len() != k * p || self.diverged_at.len() != k {
+            return Err(LabError::Backend(format!(
+                "optimiser state of {} velocity values and {} divergence flags does not fit {k} models of {p} parameters",
+                self.velocity.len(),
+                self.diverged_at.len()
+            )));
+        }
+        if let Some(at) = self.diverged_at.iter().flatten().find(|&&at| at >= self.step) {
+            return Err(LabError::Backend(format!("a model diverged at step {at}, not before the state's step {}", self.step)));
+        }
+        Ok(())
+    }
+}
+
 /// The operations the trainer (and later the analyses) need, implemented by the CPU and GPU backends.
 pub trait Backend {
     /// Human-readable description, e.g. `"GPU: llvmpipe (Vulkan)"` or `"CPU (f32)"`.
@@ -103,6 +135,10 @@ pub trait Backend {
     async fn read_progress(&mut self) -> Result<Progress>;
     /// Reads all parameters back (`K × P`).
     async fn read_params(&mut self) -> Result<Vec<f32>>;
+    /// Reads the momentum buffers, divergence flags and step count back (one readback on the GPU).
+    async fn read_optimizer_state(&mut self) -> Result<OptimizerState>;
+    /// Replaces the momentum buffers, divergence flags and step count (sizes checked).
+    fn write_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
     /// Mean loss and accuracy of every model over examples `start..start+count` of `data`.
     async fn evaluate(&mut self, data: DataHandle, start: usize, count: usize) -> Result<Vec<EvalMetrics>>;
     /// Loss and gradient of each model on its own batch `indices[model][row]` (no update, no weight decay).

@@ -122,6 +122,13 @@ enum Command {
         /// Print no progress.
         #[arg(long)]
         quiet: bool,
+        /// Seconds between mid-group checkpoints (checkpoint.safetensors in the run directory, written at the
+        /// next chunk boundary, resumed from on a rerun); fractions allowed; 0 turns them off.
+        #[arg(long, value_name = "SECONDS", default_value = "60", allow_negative_numbers = true, value_parser = sgd_lab::experiments::cli::parse_checkpoint_every)]
+        checkpoint_every: std::time::Duration,
+        /// Delete the run directory's mid-group checkpoint instead of resuming from it.
+        #[arg(long)]
+        discard_checkpoint: bool,
     },
     /// Merge the run directories of the shards of one experiment, finish it and write its report.
     Merge {
@@ -177,8 +184,8 @@ fn main() {
             hessian(&params, &config, backend, examples, (top_k, lanczos_iterations, trace_samples), sharp, &data_dir)
         }
         Command::Landscape { command } => landscape(command),
-        Command::Run { preset, out, backend, shard, patch, data_dir, quiet } => {
-            let args = sgd_lab::experiments::cli::RunArgs { preset, out, backend: choice(backend), shard, patch, data_dir, quiet };
+        Command::Run { preset, out, backend, shard, patch, data_dir, quiet, checkpoint_every, discard_checkpoint } => {
+            let args = sgd_lab::experiments::cli::RunArgs { preset, out, backend: choice(backend), shard, patch, data_dir, quiet, checkpoint_every: (!checkpoint_every.is_zero()).then_some(checkpoint_every), discard_checkpoint };
             sgd_lab::experiments::cli::run(&args).map(|_| ())
         }
         Command::Merge { dirs, out, backend, data_dir, quiet } => sgd_lab::experiments::cli::merge(&dirs, &out, choice(backend), &data_dir, quiet).map(|_| ()),

@@ -3,6 +3,8 @@
 //! A run directory holds `config.json` (the experiment as run), `results.json` (rewritten after every finished
 //! group, so an interrupted run resumes from it), `params/job-N.safetensors` (final parameters the
 //! interpolation presets need), and, once every group is done, `results.csv`, `claims.md` and `figures/*.svg`.
+//! While a group trains, `checkpoint.safetensors` holds its latest mid-group checkpoint (rewritten every
+//! `--checkpoint-every` seconds, removed when the group finishes), so a killed run resumes inside the group.
 
 use std::collections::HashMap;
 use std::fs;
@@ -36,6 +38,22 @@ pub struct RunArgs {
     pub data_dir: PathBuf,
     /// No progress bar.
     pub quiet: bool,
+    /// How often a group in training is checkpointed (at the next chunk boundary); `None`: never.
+    pub checkpoint_every: Option<std::time::Duration>,
+    /// Delete a mid-group checkpoint instead of resuming from it (its group restarts from its beginning).
+    pub discard_checkpoint: bool,
+}
+
+/// The mid-group checkpoint's file name in a run directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// Parses `--checkpoint-every`: seconds ≥ 0 (fractions allowed); zero means no checkpoints.
+pub fn parse_checkpoint_every(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds (e.g. 60, or 0.5; 0 turns checkpoints off)"))?;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(format!("must be between 0 and 1e9 seconds (0 turns checkpoints off), got {s}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn io<E: std::fmt::Display>(p: &Path) -> impl FnOnce(E) -> LabError + '_ {
@@ -94,8 +112,11 @@ fn save(dir: &Path, run: &ExperimentRun) -> Result<()> {
     Ok(())
 }
 
-/// Steps a run to the end with a progress bar, saving after every group.
-fn drive(mut run: ExperimentRun, dir: &Path, quiet: bool) -> Result<ExperimentResults> {
+/// Steps a run to the end with a progress bar, saving after every group, and checkpointing the group in
+/// training every `checkpoint_every` (at chunk boundaries; the file is removed once its group is saved).
+fn drive(mut run: ExperimentRun, dir: &Path, quiet: bool, checkpoint_every: Option<std::time::Duration>) -> Result<ExperimentResults> {
+    let ckpt = dir.join(CHECKPOINT_FILE);
+    let mut last_checkpoint = std::time::Instant::now();
     let bar = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) { ProgressBar::hidden() } else { ProgressBar::new(1000) };
     bar.set_style(ProgressStyle::with_template("{bar:40} {percent:>3}% {elapsed_precise} (eta {eta}) {msg}").expect("template"));
     let log = |s: String| if bar.is_hidden() { if !quiet { eprintln!("sgd-lab: {s}") } } else { bar.println(s) };
@@ -104,6 +125,7 @@ fn drive(mut run: ExperimentRun, dir: &Path, quiet: bool) -> Result<ExperimentRe
         for e in &events {
             match e {
                 RunEvent::JobStarted { job, label, models, steps, backend } => {
+                    last_checkpoint = std::time::Instant::now();
                     bar.set_message(format!("group {}/{}: {label}", job + 1, run.jobs().len()));
                     log(format!("group {}/{} ({label}): {models} models × {steps} steps on {backend}", job + 1, run.jobs().len()));
                 }
@@ -111,6 +133,9 @@ fn drive(mut run: ExperimentRun, dir: &Path, quiet: bool) -> Result<ExperimentRe
                 RunEvent::Diverged { job, model, step } => log(format!("group {}: model {model} diverged at step {step}", job + 1)),
                 RunEvent::JobFinished { job, seconds } => {
                     save(dir, &run)?;
+                    if ckpt.exists() {
+                        fs::remove_file(&ckpt).map_err(io(&ckpt))?;
+                    }
                     log(format!("group {} done in {seconds:.1} s", job + 1));
                 }
                 RunEvent::Interpolated { settings, seed } => {
@@ -122,6 +147,15 @@ fn drive(mut run: ExperimentRun, dir: &Path, quiet: bool) -> Result<ExperimentRe
         }
         if run.is_done() {
             break;
+        }
+        let trained = events.iter().any(|e| matches!(e, RunEvent::Progress { .. }));
+        if let (true, Some(every)) = (trained, checkpoint_every) {
+            if last_checkpoint.elapsed() >= every {
+                if let Some(bytes) = pollster::block_on(run.checkpoint())? {
+                    write_atomic(&ckpt, &bytes)?;
+                }
+                last_checkpoint = std::time::Instant::now();
+            }
         }
     }
     bar.finish_and_clear();
@@ -157,14 +191,47 @@ pub fn run(args: &RunArgs) -> Result<ExperimentResults> {
         None => (None, HashMap::new()),
     };
     write_atomic(&args.out.join("config.json"), config.to_json().as_bytes())?;
-    let run = ExperimentRun::new(config, args.shard, factory(args.backend)?, source(&args.data_dir), previous, params)?;
-    let results = drive(run, &args.out, args.quiet)?;
+    let mut run = ExperimentRun::new(config, args.shard, factory(args.backend)?, source(&args.data_dir), previous, params)?;
+    resume_checkpoint(&mut run, &args.out, args.discard_checkpoint)?;
+    let results = drive(run, &args.out, args.quiet, args.checkpoint_every)?;
     if results.complete() {
         write_report(&results, &args.out)?;
     } else {
         eprintln!("sgd-lab: shard done ({} of {} groups here); combine the shards with `sgd-lab merge`", results.jobs.len(), results.planned_jobs);
     }
     Ok(results)
+}
+
+/// Continues the group of the run directory's mid-group checkpoint, if there is one (or deletes it when
+/// `discard`). A checkpoint that cannot be used is an error naming the file, what is wrong, and the way out.
+fn resume_checkpoint(run: &mut ExperimentRun, dir: &Path, discard: bool) -> Result<()> {
+    let path = dir.join(CHECKPOINT_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    if discard {
+        fs::remove_file(&path).map_err(io(&path))?;
+        eprintln!("sgd-lab: discarded {} (its group starts from its beginning)", path.display());
+        return Ok(());
+    }
+    let bytes = fs::read(&path).map_err(io(&path))?;
+    match run.resume_group(&bytes) {
+        Ok(Some((j, step))) => {
+            let job = &run.jobs()[j];
+            eprintln!("sgd-lab: resuming group {}/{} ({}) at step {step} of {} from {}", j + 1, run.jobs().len(), job.label, job.train.steps, path.display());
+        }
+        Ok(None) => {
+            fs::remove_file(&path).map_err(io(&path))?;
+            eprintln!("sgd-lab: removed {}: its group had already finished", path.display());
+        }
+        Err(e) => {
+            return Err(LabError::Io(format!(
+                "{}: {e}. To start its group from the beginning instead, run again with --discard-checkpoint (or delete the file)",
+                path.display()
+            )))
+        }
+    }
+    Ok(())
 }
 
 /// `sgd-lab merge`: combines shard directories into `out`, finishes what needs all groups (interpolations)
@@ -185,7 +252,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, backend: BackendChoice, data_dir: &Pa
     fs::create_dir_all(out).map_err(io(out))?;
     write_atomic(&out.join("config.json"), merged.config.to_json().as_bytes())?;
     let run = ExperimentRun::new(merged.config.clone(), None, factory(backend)?, source(data_dir), Some(merged), params)?;
-    let results = drive(run, out, quiet)?;
+    let results = drive(run, out, quiet, None)?;
     write_report(&results, out)?;
     Ok(results)
 }

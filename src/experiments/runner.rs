@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plan::{plan, Job};
 use super::results::{CurvePoint, ExperimentResults, InterpolationResult, JobResult, ModelResult, SharpnessPoint};
@@ -14,7 +14,7 @@ use crate::analysis::landscape::{interpolate, linspace, EvalSet};
 use crate::backend::any::{AnyBackend, BackendFactory};
 use crate::backend::Backend;
 use crate::error::{LabError, Result};
-use crate::train::{Evaluation, Event, RunData, SharpnessSchedule, TrainConfig, Trainer};
+use crate::train::{Evaluation, Event, RunData, SharpnessSchedule, TrainConfig, Trainer, TrainerState};
 
 /// Where the data of a training config comes from (a directory natively, downloaded bytes in a browser).
 pub trait DataSource {
@@ -132,6 +132,17 @@ pub struct ExperimentRun {
     finished: bool,
 }
 
+/// The runner's part of a group checkpoint, stored as the annex of the group trainer's [`TrainerState`]:
+/// the experiment it belongs to, the group, what its models have recorded so far, and its seconds so far.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupAnnex {
+    experiment: super::spec::ExperimentConfig,
+    job: usize,
+    seconds: f64,
+    models: Vec<ModelResult>,
+}
+
 /// Rows per evaluation chunk (the backend's batch capacity is at least this).
 const EVAL_ROWS: usize = 512;
 
@@ -247,6 +258,61 @@ impl ExperimentRun {
     pub fn fraction(&self) -> f64 {
         let cur = self.current.as_ref().map_or(0, |c| c.trainer.steps_done() * c.trainer.config().models.len()) as f64;
         ((self.done_work + cur) / self.total_work).min(1.0)
+    }
+
+    /// A checkpoint of the group being trained (its trainer's [`TrainerState`] with the models' results so
+    /// far; one parameter and one optimiser-state readback), or `None` when no group is between two chunks of
+    /// training (none started, none begun, or its training is over). [`ExperimentRun::resume_group`] on a run
+    /// of the same config continues it to the same bits.
+    pub async fn checkpoint(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(cur) = self.current.as_mut() else { return Ok(None) };
+        if cur.trainer.is_done() || cur.trainer.steps_done() == 0 {
+            return Ok(None);
+        }
+        let annex = GroupAnnex { experiment: self.results.config.clone(), job: cur.job, seconds: now() - cur.started, models: cur.models.clone() };
+        let annex = serde_json::to_string(&annex).map_err(|e| LabError::Backend(format!("checkpoint: {e}")))?;
+        let state = cur.trainer.state().await?;
+        state.to_bytes(&annex).map(Some)
+    }
+
+    /// Continues the group a checkpoint ([`ExperimentRun::checkpoint`]) was taken in, at its saved step, before
+    /// anything else of this run: returns `Some((job, step))`, or `None` when that group is already among the
+    /// finished ones (the checkpoint outlived its group: nothing to resume). Refuses, saying why, a damaged
+    /// checkpoint, one of another configuration, or one of a group this run (shard) does not train.
+    pub fn resume_group(&mut self, bytes: &[u8]) -> Result<Option<(usize, usize)>> {
+        let (state, annex) = TrainerState::from_bytes(bytes)?;
+        let annex: GroupAnnex = serde_json::from_str(&annex).map_err(|e| LabError::Io(format!("not a usable checkpoint: its group record: {e}")))?;
+        if annex.experiment != self.results.config {
+            return Err(LabError::config("checkpoint", "it is of a different experiment configuration (another preset, scale or override)"));
+        }
+        let j = annex.job;
+        if self.results.has_job(j) {
+            return Ok(None);
+        }
+        let Some(at) = self.todo.iter().position(|&t| t == j) else {
+            return Err(LabError::config("checkpoint", format!("it is of group {j}, which this run does not train (another shard's, or beyond the plan)")));
+        };
+        if self.current.is_some() {
+            return Err(LabError::config("checkpoint", "a group is already being trained; resume before the first step"));
+        }
+        if state.config != self.jobs[j].train {
+            return Err(LabError::config("checkpoint", format!("its training config is not that of group {j} in this plan")));
+        }
+        let k = self.jobs[j].train.models.len();
+        if annex.models.len() != k || annex.models.iter().enumerate().any(|(slot, m)| m.job != j || m.slot != slot || m.tag != self.jobs[j].tags[slot]) {
+            return Err(LabError::config("checkpoint", format!("its model records do not match the {k} models of group {j}")));
+        }
+        self.todo.remove(at);
+        self.start_job(j)?;
+        let cur = self.current.as_mut().expect("just started");
+        if let Err(e) = cur.trainer.restore(&state) {
+            self.current = None;
+            self.todo.push_front(j);
+            return Err(e);
+        }
+        cur.models = annex.models;
+        cur.started = now() - annex.seconds;
+        Ok(Some((j, state.step)))
     }
 
     /// Does the next piece of work and reports it.

@@ -5,6 +5,7 @@
 //! The trainer records a [`TrainTrace`] — the initial parameters and every step's mini-batch
 //! indices — so that, with the final parameters, any run can be replayed elsewhere.
 
+pub mod checkpoint;
 pub mod config;
 pub mod sampler;
 pub mod trace;
@@ -12,7 +13,8 @@ pub mod trace;
 use serde::Serialize;
 
 pub use config::{CyclicSchedule, ModelSettings, Sampling, ScheduleTarget, SharpnessSchedule, TrainConfig};
-pub use sampler::Sampler;
+pub use checkpoint::TrainerState;
+pub use sampler::{Sampler, SamplerState};
 
 use crate::backend::{Backend, DataHandle, EvalMetrics};
 use crate::data::{Dataset, PreparedData};
@@ -349,12 +351,7 @@ impl<B: Backend> Trainer<B> {
             let stage_end = (self.stage as u64 + 1) * sc.stage_examples(self.data.train.n);
             steps = steps.min((stage_end - self.examples_seen).div_ceil(batch as u64) as usize);
             if self.hyper_stage != self.stage {
-                let f = cfg.lr_factor_at_stage(self.stage);
-                let hypers: Vec<_> = cfg.hypers().into_iter().map(|mut h| {
-                    h.lr *= f;
-                    h
-                }).collect();
-                self.backend.write_hyper(&hypers)?;
+                self.write_stage_hypers(self.stage)?;
                 self.hyper_stage = self.stage;
             }
         }
@@ -393,6 +390,69 @@ impl<B: Backend> Trainer<B> {
             events.push(Event::Eval { step: self.step, metrics });
         }
         Ok(events)
+    }
+
+    /// Gives the backend every model's hyper-parameters with the learning rates of schedule stage `stage`.
+    fn write_stage_hypers(&mut self, stage: usize) -> Result<()> {
+        let f = self.config.lr_factor_at_stage(stage);
+        let hypers: Vec<_> = self.config.hypers().into_iter().map(|mut h| {
+            h.lr *= f;
+            h
+        }).collect();
+        self.backend.write_hyper(&hypers)
+    }
+
+    /// Everything the next step depends on (one parameter and one optimiser-state readback), for a
+    /// checkpoint between chunks; [`Trainer::restore`] on a fresh trainer of the same config continues from it.
+    pub async fn state(&mut self) -> Result<TrainerState> {
+        Ok(TrainerState {
+            config: self.config.clone(),
+            step: self.step,
+            stage: self.stage,
+            examples_seen: self.examples_seen,
+            hyper_stage: self.hyper_stage,
+            params: self.backend.read_params().await?,
+            optimizer: self.backend.read_optimizer_state().await?,
+            sampler: self.sampler.state(),
+        })
+    }
+
+    /// Continues a run from a [`TrainerState`] of the same config taken before its last step: this trainer
+    /// (fresh, no chunk run yet) then takes the very steps the saved one would have taken next. It does not
+    /// report `Started` again, and its trace records batches from the saved step on.
+    pub fn restore(&mut self, state: &TrainerState) -> Result<()> {
+        if state.config != self.config {
+            return Err(LabError::config("checkpoint", "the checkpoint is of a different training config (another group, preset or scale)"));
+        }
+        if self.started {
+            return Err(LabError::config("checkpoint", "a trainer can only be restored before its first chunk"));
+        }
+        if state.step >= self.config.steps {
+            return Err(LabError::config("checkpoint", format!("its step {} is not before the run's last ({})", state.step, self.config.steps)));
+        }
+        let stage = match &self.config.schedule {
+            Some(sc) => (state.examples_seen / sc.stage_examples(self.data.train.n)) as usize,
+            None => 0,
+        };
+        if state.stage != stage || state.hyper_stage > state.stage || state.optimizer.step as usize != state.step {
+            return Err(LabError::config(
+                "checkpoint",
+                format!("its counters disagree (step {}, backend step {}, stage {}, learning-rate stage {}, {} examples seen: stage {stage} expected)", state.step, state.optimizer.step, state.stage, state.hyper_stage, state.examples_seen),
+            ));
+        }
+        self.sampler.restore(&state.sampler)?;
+        self.backend.write_params(&state.params)?;
+        self.backend.write_optimizer_state(&state.optimizer)?;
+        if self.config.schedule.is_some() && state.hyper_stage != 0 {
+            self.write_stage_hypers(state.hyper_stage)?;
+        }
+        self.step = state.step;
+        self.stage = state.stage;
+        self.examples_seen = state.examples_seen;
+        self.hyper_stage = state.hyper_stage;
+        self.diverged_reported = state.optimizer.diverged_at.iter().map(Option::is_some).collect();
+        self.started = true;
+        Ok(())
     }
 
     /// True when the schedule asks for a sharpness measurement at the current step.

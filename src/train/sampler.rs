@@ -5,9 +5,21 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::Sampling;
+use crate::error::{LabError, Result};
 
 /// Stream of the ChaCha generator used for sampling (stream 0 is the one initialisation uses).
 const SAMPLING_STREAM: u64 = 1;
+
+/// A [`Sampler`]'s position, per model (see [`Sampler::state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SamplerState {
+    /// Position of each model's ChaCha8 generator (its 32-bit word count on the sampling stream).
+    pub word_pos: Vec<u128>,
+    /// Each model's current permutation of the training examples (identity when sampling with replacement).
+    pub perms: Vec<Vec<u32>>,
+    /// Each model's next position in its permutation.
+    pub cursor: Vec<usize>,
+}
 
 /// Produces `[model][row]` index blocks, step after step, for K models over a data set of `n` examples.
 #[derive(Clone, Debug)]
@@ -63,6 +75,34 @@ impl Sampler {
         }
     }
 
+    /// Where every model's stream stands (what a checkpoint saves): the generators' positions, the
+    /// current permutations and the cursors into them.
+    pub fn state(&self) -> SamplerState {
+        SamplerState { word_pos: self.rngs.iter().map(ChaCha8Rng::get_word_pos).collect(), perms: self.perms.clone(), cursor: self.cursor.clone() }
+    }
+
+    /// Puts a sampler built with the same seeds back where [`Sampler::state`] found it (the generators are
+    /// re-seeded from `seeds`, so only their positions are saved). Refuses a state of another K or data size.
+    pub fn restore(&mut self, state: &SamplerState) -> Result<()> {
+        let k = self.rngs.len();
+        if state.word_pos.len() != k || state.perms.len() != k || state.cursor.len() != k {
+            return Err(LabError::Data(format!("the sampler state holds {} models, this run {k}", state.word_pos.len())));
+        }
+        for (m, (perm, &c)) in state.perms.iter().zip(&state.cursor).enumerate() {
+            let mut seen = vec![false; self.n];
+            let ok = perm.len() == self.n && perm.iter().all(|&i| (i as usize) < self.n && !std::mem::replace(&mut seen[i as usize], true));
+            if !ok || c > self.n {
+                return Err(LabError::Data(format!("the sampler state of model {m} is not a permutation of the {} training examples with a cursor ≤ {}", self.n, self.n)));
+            }
+        }
+        for (r, &w) in self.rngs.iter_mut().zip(&state.word_pos) {
+            r.set_word_pos(w);
+        }
+        self.perms.clone_from(&state.perms);
+        self.cursor.clone_from(&state.cursor);
+        Ok(())
+    }
+
     /// Steps in one pass over the data under shuffling (`⌊n / B⌋`).
     pub fn steps_per_epoch(&self) -> usize {
         self.n / self.batch
@@ -72,6 +112,37 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sampler_restored_from_its_state_continues_with_the_same_batches() {
+        for sampling in [Sampling::Shuffle, Sampling::WithReplacement] {
+            let mut a = Sampler::new(sampling, 23, 5, &[4, 9]);
+            let mut skip = Vec::new();
+            for _ in 0..7 {
+                a.next_step(&mut skip);
+            }
+            let mut b = Sampler::new(sampling, 23, 5, &[4, 9]);
+            b.restore(&a.state()).unwrap();
+            let (mut xa, mut xb) = (Vec::new(), Vec::new());
+            for _ in 0..9 {
+                a.next_step(&mut xa);
+                b.next_step(&mut xb);
+            }
+            assert_eq!(xa, xb, "{sampling:?}");
+        }
+    }
+
+    #[test]
+    fn a_sampler_state_that_is_not_a_permutation_is_refused() {
+        let mut s = Sampler::new(Sampling::Shuffle, 4, 2, &[1]);
+        let mut st = s.state();
+        st.perms[0] = vec![0, 1, 1, 3];
+        assert!(s.restore(&st).unwrap_err().to_string().contains("not a permutation"));
+        st.perms[0] = vec![0, 1, 2, 3];
+        st.cursor[0] = 5;
+        assert!(s.restore(&st).is_err());
+        assert!(Sampler::new(Sampling::Shuffle, 4, 2, &[1, 2]).restore(&s.state()).unwrap_err().to_string().contains("1 models"));
+    }
 
     #[test]
     fn shuffling_visits_every_example_once_per_epoch() {

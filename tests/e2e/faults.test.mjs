@@ -9,6 +9,9 @@
 //   - Reload mid-run: a CPU run checkpoints to IndexedDB after each finished group; after a reload the page offers
 //     "Resume the unfinished run (k of n groups done)"; resuming finishes it without rerunning the k groups, and
 //     the stored entry is gone; a stored entry can also be discarded.
+//   - Reload inside a group: with ?test-hooks the worker posts a mid-group checkpoint every 0.3 s of training; after
+//     a reload the offer names the group and step, resuming continues the group there (its progress starts at
+//     that step), and the run ends with the same results, field for field, as the same run uninterrupted.
 // The server and browser set-up follow lab.test.mjs.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -222,6 +225,51 @@ describe("the lab page: reload mid-run (IndexedDB checkpoint)", () => {
       await page.waitForTimeout(500); // the offer is looked up right after the worker is ready
       assert.ok(await page.isHidden("#resume-offer"), "nothing is offered after Discard");
       assert.equal(await storedRun(page), null, "the discarded entry is deleted");
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test("a reload inside a group continues that group at its stored step, and the run ends as an uninterrupted one", async (t) => {
+    const { browser, page, log } = await labPage({ query: "?preset=e4-schedules&scale=quick&cpu&test-hooks" });
+    try {
+      await waitIdle(page);
+      await page.click("#run");
+      await page.waitForFunction(() => document.getElementById("lab").dataset.groupCheckpoint, null, { timeout: RUN_TIMEOUT_MS });
+      await page.click("#pause");
+      await page.waitForSelector('#lab[data-state="paused"]', { timeout: 60_000 });
+      await page.waitForTimeout(500); // a checkpoint posted just before the pause is stored too
+      const stored = await storedRun(page);
+      const about = stored && { ...stored, json: undefined, group: stored.group?.length };
+      assert.ok(stored?.group instanceof Object && stored.group.length > 0, `a mid-group checkpoint is stored: ${JSON.stringify(about)}`);
+      assert.ok(stored.groupStep > 0 && stored.groupStep < stored.groupSteps, `inside the group: ${JSON.stringify(about)}`);
+      assert.equal(await page.getAttribute("#lab", "data-group-checkpoint"), `${stored.groupJob}:${stored.groupStep}`);
+      t.diagnostic(`reloading inside group ${stored.groupJob} at step ${stored.groupStep} of ${stored.groupSteps} (${stored.done} groups done)`);
+
+      await page.reload();
+      await page.waitForSelector("#resume-offer:not([hidden])", { timeout: 60_000 });
+      assert.equal(await page.getAttribute("#resume-run", "data-group-step"), `${stored.groupJob}:${stored.groupStep}`);
+      assert.ok((await page.textContent("#resume-text")).includes(
+        `group ${stored.groupJob + 1} continues at step ${stored.groupStep} of ${stored.groupSteps}`), await page.textContent("#resume-text"));
+      await page.click("#resume-run");
+      // The resumed group's first progress is at the stored step, not at its start.
+      const bar = `#jobs li[data-job="${stored.groupJob}"] progress[data-first-step]`;
+      await page.waitForSelector(bar, { timeout: 60_000 });
+      assert.equal(await page.getAttribute(bar, "data-first-step"), String(stored.groupStep), "the group continues where it was saved");
+      await waitState(page, log, "done");
+      const resumed = JSON.parse(await downloadText(page, "#export-json", "faults-midgroup-resumed.json"));
+      assert.equal(await storedRun(page), null, "the finished run's checkpoint is deleted");
+
+      // The same run, uninterrupted, on the same page.
+      await page.click("#run");
+      await page.waitForSelector('#lab:not([data-state="done"])', { timeout: 60_000 });
+      await waitState(page, log, "done");
+      const whole = JSON.parse(await downloadText(page, "#export-json", "faults-midgroup-whole.json"));
+      assert.equal(resumed.jobs.length, whole.planned_jobs);
+      assert.equal(whole.jobs.length, whole.planned_jobs);
+      for (const job of whole.jobs) {
+        assert.deepEqual(resumed.jobs.find((j) => j.job === job.job)?.models, job.models, `group ${job.job}: the same results`);
+      }
     } finally {
       await browser.close();
     }

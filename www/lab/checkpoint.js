@@ -1,7 +1,8 @@
 // The lab's checkpoint of an unfinished run, in this browser's IndexedDB, so that a reload (or a closed tab)
-// mid-run loses at most the group in progress: after every finished group the page stores the run's results JSON
-// (the engine's own format, which `Experiment.resume` continues without rerunning a finished group) with the
-// preset, scale and merge patch it was started with. On load the page offers to resume it or discard it.
+// mid-run loses at most the last 30 s of training: after every finished group the page stores the run's results
+// JSON (the engine's own format, which `Experiment.resume` continues without rerunning a finished group) with the
+// preset, scale and merge patch it was started with, and every 30 s inside a group a checkpoint of that group
+// (bytes from `Experiment.checkpoint`), from which `Experiment.resume` continues it at its step. On load the page offers to resume it or discard it.
 //
 // What is stored: only the user's own last unfinished run and its settings; nothing leaves the machine. How much:
 // ONE entry (MAX_ENTRIES), under a fixed key: a new run's checkpoint replaces the previous one, and the entry is
@@ -48,7 +49,10 @@ async function request(mode, make) {
 
 /**
  * Stores the checkpoint of the run in progress, replacing any earlier one.
- * @param {{id: string, scale: string, patch: object|null, json: string, done: number, planned: number}} entry
+ * `group` (with groupJob, groupStep, groupSteps) is a mid-group checkpoint (Experiment.checkpoint) taken after
+ * the results `json`: resuming continues that group at its step.
+ * @param {{id: string, scale: string, patch: object|null, json: string, done: number, planned: number,
+ *   group?: Uint8Array, groupJob?: number, groupStep?: number, groupSteps?: number}} entry
  */
 export function saveCheckpoint(entry) {
   return request("readwrite", (store) => store.put({ ...entry, savedAt: new Date().toISOString() }, KEY));

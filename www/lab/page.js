@@ -29,16 +29,19 @@
 // the finished groups (exports work) and offers to continue from them on a new GPU device or on the CPU.
 // Reload mid-run: after every finished group the run's results JSON, preset, scale and patch are stored in
 // IndexedDB (checkpoint.js: one entry, the latest unfinished run); on load the page offers "Resume the unfinished
-// run (k of n groups done)" or "Discard"; the entry is deleted when the run finishes or is discarded.
+// run (k of n groups done)" or "Discard"; the entry is deleted when the run finishes or is discarded. Inside a
+// group the worker posts a mid-group checkpoint every 30 s (group-checkpoint), stored in the same entry: resuming
+// then continues that group at its saved step.
 //
 // Test hooks (read by tests/e2e/lab.test.mjs, lab-share.test.mjs and faults.test.mjs): #lab[data-state="loading|
 // idle|starting|fetching|running|paused|done|stopped|failed|error", data-run-start, data-run-end (performance.now()
 // when Run was pressed, when the worker said finished, stopped or gpu-failed), data-checkpoint (the number of
-// finished groups the stored checkpoint holds, once written)], #gpu-fault[data-lost="1|0"] with #continue-gpu and
-// #continue-cpu, #resume-offer with #resume-run[data-done, data-planned] and #discard-run, window.__labTest
+// finished groups the stored checkpoint holds, once written), data-group-checkpoint ("job:step" of the last stored
+// mid-group checkpoint)], #gpu-fault[data-lost="1|0"] with #continue-gpu and
+// #continue-cpu, #resume-offer with #resume-run[data-done, data-planned, data-group-step="job:step"] and #discard-run, window.__labTest
 // (?test-hooks), #live-figures[data-pending="0|1"],
 // #lab-engine[data-kind="gpu|cpu"], #plan-summary[data-jobs, data-models, data-error], #progress-text[data-fraction],
-// #jobs li[data-state], .lab-figure[data-name, data-points, data-series], #claims tbody tr[data-verdict],
+// #jobs li[data-state] (its progress[data-first-step]: the step of the group's first progress in this run), .lab-figure[data-name, data-points, data-series], #claims tbody tr[data-verdict],
 // #report-figures img, body[data-mode="lab|free", data-hide], #config-fields[data-patch] with controls
 // [data-path="dataset.train_size"|…], #config-error[data-error], #share-url, .report-figure a.png-link,
 // #params-job, #export-params.
@@ -324,7 +327,7 @@ function resetRunView(jobs, config) {
  * Starts a run of the preset at the scale, or continues saved results (`json`); `gpu` picks the engine
  * (default: the address's choice), `scale` names the scale a continued run was started at.
  */
-function startRun({ json, gpu = preferGpu, scale: savedScale } = {}) {
+function startRun({ json, gpu = preferGpu, scale: savedScale, group, storedDone } = {}) {
   if (BUSY.has(state.phase)) return;
   const id = state.id;
   const scale = state.scale;
@@ -338,7 +341,8 @@ function startRun({ json, gpu = preferGpu, scale: savedScale } = {}) {
     }
   }
   state.run = { id, scale: json ? savedScale ?? "saved" : scale, patch: urlPatch ?? null, fraction: 0, jobs: [],
-    current: null, step: null, phase: "", t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0, finishedHere: [] };
+    current: null, step: null, phase: "", t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0, finishedHere: [],
+    storedDone };
   state.saved = null;
   setParamsJobs([]);
   state.imported = null;
@@ -354,7 +358,7 @@ function startRun({ json, gpu = preferGpu, scale: savedScale } = {}) {
   $("progress-group").textContent = "";
   $("lab-progress").value = 0;
   $("progress-text").dataset.fraction = "0";
-  worker.postMessage(json ? { type: "continue", json, preferGpu: gpu } : { type: "run", id, patch, preferGpu: gpu });
+  worker.postMessage(json ? { type: "continue", json, preferGpu: gpu, group } : { type: "run", id, patch, preferGpu: gpu });
 }
 
 function showEngine({ backend, onGpu, fallbackReason }) {
@@ -448,6 +452,7 @@ function onEvents(msg) {
       r.step = [e.step, e.steps];
       const bar = li(e.job)?.querySelector("progress");
       if (bar) bar.value = e.step / e.steps;
+      if (bar && bar.dataset.firstStep === undefined) bar.dataset.firstStep = String(e.step); // a resumed group's: its saved step
     } else if (e.type === "measuring") {
       r.phase = "measuring";
     } else if (e.type === "diverged") {
@@ -483,10 +488,30 @@ function checkpoint(results, json) {
   if (!r || !BUSY.has(state.phase)) return;
   const done = results.jobs.length;
   if (done === 0 || done >= results.planned_jobs || results.config.experiment.kind === "interpolation") return;
+  // A resumed run's first results are those already stored (with, maybe, its group's checkpoint): keep that entry.
+  if (done === r.storedDone) return;
+  r.storedDone = done;
   saveCheckpoint({ id: r.id, scale: r.scale, patch: r.patch, json, done, planned: results.planned_jobs })
     .then(() => { $("lab").dataset.checkpoint = String(done); })
     .catch((e) => showError(`the run could not be saved in this browser for a reload (IndexedDB: ${e.message}); ` +
       "it goes on, and its results can still be exported", { append: true }));
+}
+
+/**
+ * Stores a mid-group checkpoint (the worker's, every 30 s of a group's training) with the results so far, so a
+ * reload continues that group at its step. Replaced by the next one, and by the entry of the group's end.
+ */
+function groupCheckpoint(msg) {
+  const r = state.run;
+  if (!r || !BUSY.has(state.phase)) return;
+  const results = JSON.parse(msg.json);
+  if (results.config.experiment.kind === "interpolation") return;
+  const done = results.jobs.length;
+  saveCheckpoint({ id: r.id, scale: r.scale, patch: r.patch, json: msg.json, done, planned: results.planned_jobs,
+    group: msg.bytes, groupJob: msg.job, groupStep: msg.step, groupSteps: msg.steps })
+    .then(() => { $("lab").dataset.groupCheckpoint = `${msg.job}:${msg.step}`; })
+    .catch((e) => showError(`the group in progress could not be saved in this browser for a reload (IndexedDB: ${e.message}); ` +
+      "it goes on", { append: true }));
 }
 
 /** Deletes the stored checkpoint (the run finished, or the user discarded it); a failure is shown, not hidden. */
@@ -509,10 +534,13 @@ async function offerResume() {
   const title = state.presets.get(entry.id).title;
   const when = new Date(entry.savedAt).toLocaleString();
   $("resume-text").textContent = `An unfinished run of ${title} (${entry.scale} scale) was saved in this browser on ` +
-    `${when}: ${entry.done} of its ${entry.planned} groups are done. Resuming runs only the missing groups.`;
+    `${when}: ${entry.done} of its ${entry.planned} groups are done. Resuming runs only the missing groups` +
+    (entry.group ? `; group ${entry.groupJob + 1} continues at step ${entry.groupStep} of ${entry.groupSteps}.` : ".");
   const button = $("resume-run");
   button.textContent = `Resume the unfinished run (${entry.done} of ${entry.planned} groups done)`;
   Object.assign(button.dataset, { done: String(entry.done), planned: String(entry.planned) });
+  if (entry.group) button.dataset.groupStep = `${entry.groupJob}:${entry.groupStep}`;
+  else delete button.dataset.groupStep;
   $("resume-offer").hidden = false;
 }
 
@@ -689,7 +717,7 @@ function spawnWorker() {
     showError(`the lab's worker failed: ${e.message ?? "it could not be loaded"}`, { append: true });
     setPhase("error");
   };
-  worker.postMessage({ type: "init", preferGpu, testHooks });
+  worker.postMessage({ type: "init", preferGpu, testHooks, groupCheckpoints: true });
 }
 
 function onMessage(msg) {
@@ -756,6 +784,9 @@ function onMessage(msg) {
       break;
     case "results":
       onResults(msg);
+      break;
+    case "group-checkpoint":
+      groupCheckpoint(msg);
       break;
     case "paused":
       state.run.fraction = msg.fraction;
@@ -855,7 +886,7 @@ $("resume-run").addEventListener("click", () => {
   $("preset").value = entry.id;
   pick(entry.id);
   setUrl();
-  startRun({ json: entry.json, scale: entry.scale });
+  startRun({ json: entry.json, scale: entry.scale, group: entry.group, storedDone: entry.done });
 });
 $("discard-run").addEventListener("click", () => {
   state.checkpoint = null;

@@ -14,13 +14,21 @@
 // messages `test-destroy-device` (device.destroy() on the run's devices) and `test-gpu-error` (an invalid
 // createBuffer, i.e. a validation error outside any error scope) provoke both.
 //
-// Page → worker: {type: "init", preferGpu, testHooks} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
-//   · {type: "continue", json, preferGpu} (finish the jobs a saved results file lacks) · {type: "pause"}
+// Mid-group checkpoints (when init asks for groupCheckpoints, as the lab page does): every 30 s of a group's
+// training (0.3 s with testHooks, so a test need not wait) the worker asks the Experiment for a checkpoint of that
+// group (Experiment.checkpoint: the models' parameters, momentum, sampler and schedule state) and posts it with
+// the results so far; the page stores both in IndexedDB, and a reload continues the group at that step
+// (Experiment.resume's third argument).
+//
+// Page → worker: {type: "init", preferGpu, testHooks, groupCheckpoints} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
+//   · {type: "continue", json, preferGpu, group?} (finish the jobs a saved results file lacks; `group`: a mid-group
+//   checkpoint taken after those results, whose group then continues at its step) · {type: "pause"}
 //   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file)
 //   · {type: "params", job} (the trained parameters of a group of the last run, as safetensors).
 // Worker → page: ready {presets, version} · engine {backend, onGpu, fallbackReason} · plan {id, jobs, needed, config}
 //   · started {backend, onGpu, fallbackReason, jobs, needed, config} · data {name, received, total, source,
-//   text} · events {events, fraction} · results {results, json, csv} · paused {fraction} · resumed · finished
+//   text} · events {events, fraction} · results {results, json, csv} · group-checkpoint {bytes, json, job, step,
+//   steps} · paused {fraction} · resumed · finished
 //   {report | reportError, csv, json} · stopped {json, csv} · imported {...} · params {job, bytes} · error
 //   {context, message}.
 // The last finished or stopped Experiment is kept (not freed) until the next run, so its groups' final parameters
@@ -35,6 +43,10 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 const MB = (bytes) => (bytes / 1e6).toFixed(1);
 
 let ready = null; // the promise of init()
+/** Whether the page stores mid-group checkpoints (the lab page does; the embed element does not ask). */
+let groupCheckpoints = false;
+/** How often (ms of a group's training) a mid-group checkpoint is posted; short with testHooks. */
+const groupCheckpointMs = () => (testHooks ? 300 : 30_000);
 /** Whether the page was opened with ?test-hooks (the `test-…` messages are refused otherwise). */
 let testHooks = false;
 /**
@@ -145,7 +157,7 @@ async function run(msg) {
   let keep = false;
   try {
     run.ex = msg.json
-      ? await Experiment.resume(msg.json, msg.preferGpu)
+      ? await Experiment.resume(msg.json, msg.preferGpu, msg.group ?? undefined)
       : await Experiment.fromPreset(msg.id, msg.patch ? JSON.stringify(msg.patch) : null, msg.preferGpu);
     const { ex } = run;
     const results = ex.results();
@@ -171,6 +183,15 @@ async function run(msg) {
       post({ type: "events", events, fraction: ex.fraction });
       if (events.some((e) => e.type === "job_finished" || e.type === "interpolated" || e.type === "finished")) {
         post({ type: "results", results: ex.results(), json: ex.resultsJson(), csv: ex.resultsCsv() });
+      }
+      if (events.some((e) => e.type === "job_started")) run.groupSince = performance.now();
+      const at = events.findLast((e) => e.type === "progress");
+      if (groupCheckpoints && at && at.step < at.steps && performance.now() - (run.groupSince ?? 0) >= groupCheckpointMs()) {
+        run.groupSince = performance.now();
+        const bytes = await Promise.race([ex.checkpoint(), lostError]);
+        if (bytes) {
+          post({ type: "group-checkpoint", bytes, json: ex.resultsJson(), job: at.job, step: at.step, steps: at.steps }, [bytes.buffer]);
+        }
       }
       await tick(); // lets pause / stop messages in
     }
@@ -261,6 +282,7 @@ self.onmessage = ({ data: msg }) => {
   switch (msg.type) {
     case "init":
       testHooks = msg.testHooks === true;
+      groupCheckpoints = msg.groupCheckpoints === true;
       ready = start();
       ready.catch(fail("init"));
       ready.then(() => probe(msg.preferGpu).catch(fail("engine")), () => {});

@@ -22,7 +22,7 @@ pub mod throughput;
 pub use context::{GpuContext, GpuCounters};
 
 use crate::backend::cpu::check_dataset_fits;
-use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
+use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, OptimizerState, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
 use crate::data::Dataset;
 use crate::error::{LabError, Result};
 use crate::model::{Layout, MAX_LAYERS};
@@ -634,6 +634,26 @@ impl Backend for GpuBackend {
         let bytes = (self.k * self.layout.params_per_model * 4) as u64;
         let out = self.ctx.read_back(&[(&self.params, 0, bytes)]).await?;
         Ok(bytemuck::cast_slice(&out[0]).to_vec())
+    }
+
+    async fn read_optimizer_state(&mut self) -> Result<OptimizerState> {
+        let (k, p) = (self.k, self.layout.params_per_model);
+        let out = self.ctx.read_back(&[(&self.velocity, 0, (k * p * 4) as u64), (&self.flags, 0, (k * 4) as u64)]).await?;
+        let velocity = bytemuck::cast_slice::<u8, u32>(&out[0]).iter().map(|&b| f32::from_bits(b)).collect();
+        let diverged_at = bytemuck::cast_slice::<u8, u32>(&out[1]).iter().map(|&f| (f != HEALTHY).then_some(f)).collect();
+        Ok(OptimizerState { velocity, diverged_at, step: self.step })
+    }
+
+    fn write_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check(self.k, self.layout.params_per_model)?;
+        if state.step == HEALTHY {
+            return Err(LabError::Backend(format!("step {} is beyond the GPU's step counter (below {HEALTHY})", state.step)));
+        }
+        let flags: Vec<u32> = state.diverged_at.iter().map(|d| d.unwrap_or(HEALTHY)).collect();
+        self.ctx.queue.write_buffer(&self.velocity, 0, bytemuck::cast_slice(&state.velocity));
+        self.ctx.queue.write_buffer(&self.flags, 0, bytemuck::cast_slice(&flags));
+        self.step = state.step;
+        Ok(())
     }
 
     async fn evaluate(&mut self, h: DataHandle, start: usize, count: usize) -> Result<Vec<EvalMetrics>> {
