@@ -21,11 +21,13 @@
 // through a browser CDP session attached to the worker's target), the engine's wasm memory where it runs (the
 // worker, the free-play page: it only ever grows, so engine-side growth shows here first), each tab's DOM node count
 // (Performance.getMetrics "Nodes"), and the memory of the browser's processes (every descendant of the soak's
-// node process: chromium, its renderers, GPU and utility processes), summed from /proc: VmRSS and Pss. It checks each tab progressed since the last sample (the lab: runs finished +
-// the current run's fraction; free play: the step shown in #metrics[data-step] and the curve's steps).
+// node process: chromium, its renderers, GPU and utility processes), summed from /proc: VmRSS and Pss. It checks
+// each tab progressed since the last sample (the lab: runs finished + the current run's fraction; free play: the
+// step shown in #metrics[data-step] and the curve's steps).
 // Fails if: a page error or console error appears, the lab says error/failed, a tab's progress stands still, or
-// any sample after the warm-up (the first fifth, at least one interval) exceeds the warm-up's peak by more than
-// the margins below. Prints a table of every sample and a summary line per measure.
+// samples after the warm-up (the first fifth, at least one interval and three lab runs) exceed the warm-up's
+// peak by more than the margins below, twice in a row (or at the last sample). Prints a table of every sample
+// and a summary line per measure.
 //
 // Usage: node scripts/page-soak.mjs [--minutes N] [--webgpu] [--inject-leak page|worker]
 //   --inject-leak   the soak's own proof that it can fail: a 16 KiB array of numbers pushed every second into
@@ -34,8 +36,16 @@ import { readFileSync, readdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { launchBrowser, recordLog, startSite } from "../tests/e2e/harness.mjs";
 
-/** Heaps and DOM nodes may exceed the warm-up peak by this fraction (issue 9: "no growth beyond warm-up"). */
+/** JS heaps, wasm memories and free play's DOM nodes may exceed the warm-up peak by this fraction (issue 9). */
 const HEAP_MARGIN = 0.1;
+/**
+ * The lab's DOM nodes may exceed theirs by 60 %: Performance.getMetrics counts the nodes of the report figures'
+ * SVG images too (each <img> of an SVG has its own document), and the previous report's images stay in Blink's
+ * image cache for a while after the report is replaced: at the end of a run the lab held 3 273 or, in about one
+ * run in five, 5 047 nodes (sometimes twice in a row), whatever the number of runs before. A report kept per run
+ * (~2 000 nodes) still crosses 60 % within two runs.
+ */
+const LAB_NODES_MARGIN = 0.6;
 /**
  * RSS: the warm-up peak + 15 % (or + 48 MiB for a small browser, whichever is larger). The sum counts chromium's
  * shared libraries once per process (about 1.46 GiB summed RSS here against about 0.63 GiB PSS), and it moves in
@@ -259,7 +269,8 @@ try {
   if (leak) say(`injected a leak of 16 KiB a second into the lab tab's ${leak}`);
 
   say(`${minutes} min on the ${opts.webgpu ? "WebGPU" : "CPU"} engine, a sample every ${interval} s, warm-up ${warmup} s` +
-    ` (margins: heaps and DOM nodes ${100 * HEAP_MARGIN} %, RSS ${100 * RSS_MARGIN} % or ${RSS_FLOOR_MIB} MiB)`);
+    ` (margins: heaps, wasm memory and free play's DOM nodes ${100 * HEAP_MARGIN} %, the lab's DOM nodes ${100 * LAB_NODES_MARGIN} %,` +
+    ` RSS ${100 * RSS_MARGIN} % or ${RSS_FLOOR_MIB} MiB)`);
   const header = ["t (s)", "lab runs", "lab frac", "free step", "lab heap MiB", "worker heap MiB", "free heap MiB",
     "worker wasm MiB", "free wasm MiB", "lab nodes", "free nodes", "processes", "RSS MiB", "PSS MiB"];
   console.log(`| ${header.join(" | ")} |`);
@@ -321,7 +332,7 @@ try {
   const measures = [
     ["lab page heap", "labHeap", heapLimit, `+${100 * HEAP_MARGIN} %`, true],
     ["lab worker heap", "workerHeap", heapLimit, `+${100 * HEAP_MARGIN} %`, true],
-    ["lab DOM nodes", "labNodes", heapLimit, `+${100 * HEAP_MARGIN} %`, true],
+    ["lab DOM nodes", "labNodes", (peak) => peak * (1 + LAB_NODES_MARGIN), `+${100 * LAB_NODES_MARGIN} %`, true],
     ["lab worker wasm memory", "workerWasm", heapLimit, `+${100 * HEAP_MARGIN} %`, true],
     ["free-play page heap", "freeHeap", heapLimit, `+${100 * HEAP_MARGIN} %`, false],
     ["free-play wasm memory", "freeWasm", heapLimit, `+${100 * HEAP_MARGIN} %`, false],
@@ -332,7 +343,7 @@ try {
   for (const [name, key, limitOf, margin, lab] of measures) {
     const all = [...samples, ...(lab ? atDone : [])];
     const warm = all.filter((s) => s.t <= warmEnd);
-    const later = all.filter((s) => s.t > warmEnd);
+    const later = all.filter((s) => s.t > warmEnd).sort((x, y) => x.t - y.t);
     if (!warm.length || !later.length) {
       throw new Error(`too few samples for ${name} (the warm-up ends at ${warmEnd} s; ${atDone.length} lab runs ended, ` +
         `the warm-up needs ${WARMUP_RUNS}): run the soak longer`);
@@ -340,10 +351,16 @@ try {
     const peak = Math.max(...warm.map((s) => s[key]));
     const worst = later.reduce((a, s) => (s[key] > a[key] ? s : a));
     const fmt = (v) => (key.endsWith("Nodes") ? String(v) : `${(v / MIB).toFixed(2)} MiB`);
+    const over = later.map((s) => s[key] > limitOf(peak));
+    // Growth means two samples in a row over the limit (or the last one: nothing can contradict it): a leak stays,
+    // while a one-off spike comes back (the free-play heap once read +9.6 % at 181 s of a 10-minute soak and
+    // +2 % a minute later).
+    const persistent = over.some((o, i) => o && (i === over.length - 1 || over[i + 1]));
     const line = `${name}: largest after the warm-up (${warmEnd} s) ${fmt(worst[key])} at ${worst.t} s ` +
-      `(${(100 * (worst[key] / peak - 1)).toFixed(1)} % vs the warm-up peak ${fmt(peak)}; limit ${margin})`;
+      `(${(100 * (worst[key] / peak - 1)).toFixed(1)} % vs the warm-up peak ${fmt(peak)}; limit ${margin})` +
+      (over.some(Boolean) && !persistent ? "; over the limit once, not twice in a row" : "");
     say(line);
-    if (worst[key] > limitOf(peak)) grew.push(line);
+    if (persistent) grew.push(line);
   }
   const last = samples.at(-1);
   say(`progress: ${last.runs} lab runs finished (the current one at ${(100 * last.fraction).toFixed(0)} %), free play at step ${last.freeStep}`);
