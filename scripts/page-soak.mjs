@@ -22,7 +22,7 @@
 // worker, the free-play page: it only ever grows, so engine-side growth shows here first), each tab's DOM node count
 // (Performance.getMetrics "Nodes"), and the memory of the browser's processes (every descendant of the soak's
 // node process: chromium, its renderers, GPU and utility processes), summed from /proc: VmRSS and Pss. It checks
-// each tab keeps progressing (the lab: runs finished + the current run's fraction; free play: the step shown in
+// each tab keeps progressing (the lab: the run's index + its fraction; free play: the step shown in
 // #metrics[data-step] and the curve's steps): at least once every STALL_S seconds (and every interval).
 // Fails if: a page error or console error appears, the lab says error/failed, a tab's progress stands still, or
 // samples after the warm-up (the first fifth, at least one interval and three lab runs) exceed the warm-up's
@@ -222,13 +222,12 @@ try {
     if (r.exceptionDetails) throw new Error(`the worker's wasm memory: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
     return r.result.value;
   };
-  let runs = 0;
   let closing = false;
   /** The lab's memory each time a run is done (before Run is pressed again). */
   const atDone = [];
   const t0 = Date.now();
   await lab.click("#run");
-  // Presses Run again whenever a run is done and its figures are drawn; counts the finished runs.
+  // Presses Run again whenever a run is done and its figures are drawn, after sampling the lab there.
   const rerun = (async () => {
     while (!closing) {
       try {
@@ -241,12 +240,11 @@ try {
         if (s.state === "done" && s.pending === "0" && s.canRun) {
           // the lab's peak of each cycle, always at the same point of it: its report and figures on screen
           const labM = await retained(labCdp, { dom: true });
-          atDone.push({ t: Math.round((Date.now() - t0) / 1000), run: runs + 1, labHeap: labM.heap, labNodes: labM.nodes,
+          atDone.push({ t: Math.round((Date.now() - t0) / 1000), run: atDone.length + 1, labHeap: labM.heap, labNodes: labM.nodes,
             workerHeap: (await retained(worker)).heap, workerWasm: await workerWasm() });
           // A DOM click, not Playwright's: its actionability checks wait for animation frames, which hardly come in
           // a tab that is not in front (a press once took ~40 s to return while the run it started went on).
           await lab.evaluate(() => document.getElementById("run").click());
-          runs += 1; // counted once Run was pressed (the fraction then starts from 0): runs + fraction never goes back
           await lab.waitForFunction(() => document.getElementById("lab").dataset.state !== "done", null,
             { timeout: 60_000, polling: 250 });
         }
@@ -282,14 +280,21 @@ try {
     ` RSS ${100 * RSS_MARGIN} % or ${RSS_FLOOR_MIB} MiB)`);
   /** Per tab: the largest progress seen and when (a stall is STALL_S without growth). */
   const progressed = { lab: { value: -1, t: 0 }, free: { value: -1, t: 0 } };
-  const header = ["t (s)", "lab runs", "lab frac", "free step", "lab heap MiB", "worker heap MiB", "free heap MiB",
+  /**
+   * The lab's runs by #lab[data-run-start] (set with the fraction's reset to 0 when Run is pressed, in one task):
+   * progress = the run's index + its fraction, read together, so a finished run is never counted twice.
+   */
+  const runIndex = new Map();
+  const header = ["t (s)", "lab run", "lab frac", "free step", "lab heap MiB", "worker heap MiB", "free heap MiB",
     "worker wasm MiB", "free wasm MiB", "lab nodes", "free nodes", "processes", "RSS MiB", "PSS MiB"];
   console.log(`| ${header.join(" | ")} |`);
   console.log(`|${header.map(() => "---").join("|")}|`);
   for (let k = 1; k * interval <= total; k++) {
     await new Promise((r) => setTimeout(r, t0 + k * interval * 1000 - Date.now()));
     if (errors.length || log.some((l) => /^\[(pageerror|error)\]/.test(l))) break;
-    const progress = await lab.evaluate(() => Number(document.getElementById("progress-text").dataset.fraction));
+    const labNow = await lab.evaluate(() => ({ start: document.getElementById("lab").dataset.runStart,
+      fraction: Number(document.getElementById("progress-text").dataset.fraction) }));
+    if (!runIndex.has(labNow.start)) runIndex.set(labNow.start, runIndex.size);
     const freeState = await free.evaluate(() => ({ state: document.body.dataset.state,
       step: Number(document.getElementById("metrics").dataset.step || 0),
       curveSteps: Number(document.getElementById("loss-chart").dataset.steps || document.getElementById("loss-chart").dataset.points) }));
@@ -297,7 +302,7 @@ try {
     const freeM = await retained(freeCdp, { dom: true });
     const s = {
       t: Math.round((Date.now() - t0) / 1000),
-      runs, fraction: progress, freeStep: Math.max(freeState.step, freeState.curveSteps), freeState: freeState.state,
+      run: runIndex.get(labNow.start), fraction: labNow.fraction, freeStep: Math.max(freeState.step, freeState.curveSteps), freeState: freeState.state,
       labHeap: labM.heap,
       workerHeap: (await retained(worker)).heap,
       freeHeap: freeM.heap,
@@ -308,14 +313,14 @@ try {
       ...browserMemory(),
     };
     samples.push(s);
-    console.log(`| ${[s.t, s.runs, s.fraction.toFixed(3), s.freeStep,
+    console.log(`| ${[s.t, s.run + 1, s.fraction.toFixed(3), s.freeStep,
       ...[s.labHeap, s.workerHeap, s.freeHeap, s.workerWasm, s.freeWasm].map((b) => (b / MIB).toFixed(2)),
       s.labNodes, s.freeNodes, s.procs, (s.rss / MIB).toFixed(1), (s.pss / MIB).toFixed(1)].join(" | ")} |`);
     if (freeState.state !== "training") errors.push(`[free] free play stopped training: its state is ${freeState.state}`);
-    for (const [tab, value] of [["lab", s.runs + s.fraction], ["free", s.freeStep]]) {
+    for (const [tab, value] of [["lab", s.run + s.fraction], ["free", s.freeStep]]) {
       const p = progressed[tab];
       if (value > p.value) Object.assign(p, { value, t: s.t });
-      else if (s.t - p.t >= stallAfter) errors.push(`[${tab}] no progress since ${p.t} s (${tab === "lab" ? "runs + fraction" : "step"} ${value})`);
+      else if (s.t - p.t >= stallAfter) errors.push(`[${tab}] no progress since ${p.t} s (${tab === "lab" ? "run + fraction" : "step"} ${value})`);
     }
     if (errors.length) break;
   }
@@ -380,7 +385,8 @@ try {
     if (persistent) grew.push(line);
   }
   const last = samples.at(-1);
-  say(`progress: ${last.runs} lab runs finished (the current one at ${(100 * last.fraction).toFixed(0)} %), free play at step ${last.freeStep}`);
+  say(`progress: ${atDone.length} lab runs finished (the current one at ${(100 * last.fraction).toFixed(0)} %), ` +
+    `free play at step ${last.freeStep}`);
   if (grew.length) throw new Error(`memory grew beyond the warm-up:\n  ${grew.join("\n  ")}`);
   say(`ok: no page error, both tabs progressed at least every ${stallAfter} s, and no measure grew beyond its margin`);
 } catch (e) {
