@@ -31,7 +31,7 @@
 //
 // Usage: node scripts/page-soak.mjs [--minutes N] [--webgpu] [--inject-leak page|worker]
 //   --inject-leak   the soak's own proof that it can fail: a 16 KiB array of numbers pushed every second into
-//                   the lab tab's page (or its worker) through CDP, never freed (docs/RELIABILITY.md §6).
+//                   the lab tab's page (or its worker) through CDP, never freed (docs/RELIABILITY.md §5).
 import { readFileSync, readdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { launchBrowser, recordLog, startSite } from "../tests/e2e/harness.mjs";

@@ -213,7 +213,7 @@ impl Lab {
         let mut trainer = Trainer::with_data(config, backend, data).map_err(to_js)?;
         // Nothing here reads the recorded mini-batch indices (only the initial parameters, always kept), and at
         // K × B × 4 bytes a step they grew the wasm memory of a long free-play run without bound (the page soak,
-        // docs/RELIABILITY.md §6).
+        // docs/RELIABILITY.md §5).
         trainer.set_record_batches(false);
         Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets, snapshots: Rc::new(RefCell::new(None)) })
     }
