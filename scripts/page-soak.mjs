@@ -6,21 +6,21 @@
 //
 // What runs, in one browser (the site served by scripts/serve-www.mjs on a port the OS picks, chromium launched
 // through tests/e2e/harness.mjs; the CPU engine through ?cpu unless --webgpu):
-//   - tab "lab": E1 (e1-ratio-sweep) at the quick scale (one seed: LAB_PATCH) in the lab's worker, run again each time it finishes
-//     (Run is pressed as soon as the page says done and its figures are drawn), so the worker, its engine, the
+//   - tab "lab": E1 (e1-ratio-sweep) at the quick scale (one seed: LAB_PATCH) in the lab's worker, run again each
+//     time it finishes (Run is pressed as soon as the page says done and its figures are drawn), so its engine, the
 //     live figures, the claims table and the report figures are rebuilt over and over. One endless run of a big
 //     plan would not do: every finished group's results are kept by design until the report, so its memory
 //     grows with the groups and a leak could not be told from data.
 //   - tab "free": free play (one MLP on the main thread) with the largest step budget the engine takes
 //     (10 000 000 steps, more than an hour at any speed seen here): its live loss curve gets a point per step,
-//     which is exactly the unbounded growth a soak must catch (www/loss-chart.js keeps at most 4096 points per
+//     which is exactly the unbounded growth a soak must catch (www/bounded-curve.js keeps at most 4096 points per
 //     series for that reason).
 // Every interval (60 s, or 10 s for runs under 10 minutes) it forces a garbage collection in each JS context
 // through CDP (HeapProfiler.collectGarbage, so the numbers are what is retained, not when V8 last collected)
 // and samples: the JS heap used of each tab's page (Runtime.getHeapUsage) and of the lab's worker (the same,
 // through a browser CDP session attached to the worker's target), the engine's wasm memory where it runs (the
-// worker, the free-play page: it only ever grows, so engine-side growth shows here first), each tab's DOM node count
-// (Performance.getMetrics "Nodes"), and the memory of the browser's processes (every descendant of the soak's
+// worker, the free-play page: it only ever grows, so engine-side growth shows here first), each tab's DOM node
+// count (Performance.getMetrics "Nodes"), and the memory of the browser's processes (every descendant of the soak's
 // node process: chromium, its renderers, GPU and utility processes), summed from /proc: VmRSS and Pss. It checks
 // each tab keeps progressing (the lab: the run's index + its fraction; free play: the step shown in
 // #metrics[data-step] and the curve's steps): at least once every STALL_S seconds (and every interval).
@@ -75,14 +75,19 @@ const STALL_S = 45;
 /** The step budget of free play: the engine's largest (src/train/config.rs, limits::MAX_STEPS). */
 const FREE_STEPS = 10_000_000;
 
-const { values: opts } = parseArgs({
-  options: {
-    minutes: { type: "string", default: "5" },
-    webgpu: { type: "boolean", default: false },
-    "inject-leak": { type: "string" },
-  },
-  strict: true,
-});
+let opts;
+try {
+  ({ values: opts } = parseArgs({
+    options: {
+      minutes: { type: "string", default: "5" },
+      webgpu: { type: "boolean", default: false },
+      "inject-leak": { type: "string" },
+    },
+    strict: true,
+  }));
+} catch (e) {
+  fail(`${e.message} (--minutes N, --webgpu, --inject-leak page|worker)`);
+}
 const minutes = Number(opts.minutes);
 if (!Number.isInteger(minutes) || minutes < 1) fail(`--minutes must be a whole number ≥ 1, got '${opts.minutes}'`);
 const leak = opts["inject-leak"];
