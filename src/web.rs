@@ -210,7 +210,11 @@ impl Lab {
         let description = backend.describe();
         let n = |s: &Option<crate::data::Dataset>| s.as_ref().map(|s| s.n);
         let sets = SetSizes { train: data.train.n, train_clean: n(&data.train_clean), train_corrupted: n(&data.train_corrupted), validation: n(&data.validation), test: n(&data.test) };
-        let trainer = Trainer::with_data(config, backend, data).map_err(to_js)?;
+        let mut trainer = Trainer::with_data(config, backend, data).map_err(to_js)?;
+        // Nothing here reads the recorded mini-batch indices (only the initial parameters, always kept), and at
+        // K × B × 4 bytes a step they grew the wasm memory of a long free-play run without bound (the page soak,
+        // docs/RELIABILITY.md §5).
+        trainer.set_record_batches(false);
         Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets, snapshots: Rc::new(RefCell::new(None)) })
     }
 

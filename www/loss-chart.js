@@ -1,13 +1,14 @@
-// A live chart of training loss against step (uPlot, vendored into www/vendor/ by scripts/build-web).
+// A live chart of training loss against step (uPlot, vendored into www/vendor/ by scripts/build-web). Its points
+// are a BoundedCurve (bounded-curve.js): one per step up to MAX_POINTS, then coarser, so a run of millions of
+// steps keeps a few thousand points, not millions.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
+import { BoundedCurve } from "./bounded-curve.js";
 
-/** Mini-batch loss of every step, and the full-training-set loss at each evaluation. */
+/** Mini-batch loss of every step (past MAX_POINTS steps, its mean over each point's steps), and the full-training-set loss at each evaluation. */
 export class LossChart {
   constructor(element) {
     this.element = element;
-    this.steps = [];
-    this.batchLoss = [];
-    this.trainLoss = [];
+    this.curve = new BoundedCurve();
     this.plot = new uPlot(
       {
         width: Math.max(320, element.clientWidth),
@@ -21,7 +22,7 @@ export class LossChart {
             points: { show: true, size: 6 } },
         ],
       },
-      [this.steps, this.batchLoss, this.trainLoss],
+      [this.curve.steps, this.curve.batchLoss, this.curve.trainLoss],
       element,
     );
     new ResizeObserver(() => this.plot.setSize({ width: Math.max(320, element.clientWidth), height: 320 }))
@@ -29,27 +30,25 @@ export class LossChart {
   }
 
   clear() {
-    this.steps.length = this.batchLoss.length = this.trainLoss.length = 0;
+    this.curve.clear();
     this.redraw();
   }
 
   /** Appends the mini-batch losses of steps first, first+1, … */
   addSteps(first, losses) {
-    losses.forEach((loss, i) => {
-      this.steps.push(first + i + 1); // the loss of step s is measured before update s+1: plot it at s+1
-      this.batchLoss.push(Number.isFinite(loss) ? loss : null);
-      this.trainLoss.push(null);
-    });
+    this.curve.addSteps(first, losses);
   }
 
   /** Marks the full-training-set loss after `step` steps. */
   addEval(step, loss) {
-    const i = this.steps.lastIndexOf(step);
-    if (i >= 0) this.trainLoss[i] = loss;
+    this.curve.addEval(step, loss);
   }
 
+  /** Draws the points; data-points: how many are kept, data-steps: the last step they cover (or will, once full). */
   redraw() {
-    this.plot.setData([this.steps, this.batchLoss, this.trainLoss]);
-    this.element.dataset.points = String(this.steps.length);
+    const c = this.curve;
+    this.plot.setData([c.steps, c.batchLoss, c.trainLoss]);
+    this.element.dataset.points = String(c.steps.length);
+    this.element.dataset.steps = String(c.lastStep);
   }
 }

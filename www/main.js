@@ -180,7 +180,11 @@ async function train(chart, preferGpu, run, landscape, view) {
   const sizes = lab.sets;
   $("run-summary").textContent = summary(key, config, sizes);
   document.body.dataset.state = "training";
-  const all = [];
+  // The first and the last chunk_steps mini-batch losses (the chart's data-loss-start / -end), not every loss:
+  // a run of millions of steps must not keep them all (the chart itself keeps at most MAX_POINTS per series).
+  const n = config.chunk_steps;
+  const head = [];
+  let tail = [];
   const t0 = performance.now();
   while (!lab.done) {
     if (run.stopped) break;
@@ -188,7 +192,8 @@ async function train(chart, preferGpu, run, landscape, view) {
       if (ev.type === "steps") {
         const losses = ev.losses[0];
         chart.addSteps(ev.first_step, losses);
-        all.push(...losses);
+        if (head.length < n) head.push(...losses.slice(0, n - head.length));
+        tail = tail.concat(losses).slice(-n);
       } else if (ev.type === "eval" || ev.type === "finished") {
         const step = ev.type === "eval" ? ev.step : ev.steps; // `finished` carries the final evaluation
         chart.addEval(step, ev.train[0].loss);
@@ -202,10 +207,8 @@ async function train(chart, preferGpu, run, landscape, view) {
     chart.redraw();
     await yieldToBrowser();
   }
-  const n = config.chunk_steps;
-  const head = all.slice(0, n).filter(Number.isFinite);
-  const tail = all.slice(-n).filter(Number.isFinite);
-  Object.assign($("loss-chart").dataset, { lossStart: mean(head).toFixed(5), lossEnd: mean(tail).toFixed(5) });
+  Object.assign($("loss-chart").dataset, { lossStart: mean(head.filter(Number.isFinite)).toFixed(5),
+    lossEnd: mean(tail.filter(Number.isFinite)).toFixed(5) });
   $("status").textContent += `${run.stopped ? " · stopped" : ""} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   if (!run.stopped) {
     $("landscape").hidden = false;

@@ -2,37 +2,18 @@
 // WebGPU (SwiftShader) at tiny sizes: the worker measures WebGPU and the CPU backend (wasm), the table fills
 // with finite positive numbers for both, and the Markdown for "Copy as Markdown" holds the same rows. Bad
 // settings in the address are named on the page. No timing is asserted: only that the numbers exist.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { startServer } from "../../scripts/serve-www.mjs";
+import { recordLog, useSite } from "./harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run", "--disable-dev-shm-usage", "--enable-unsafe-webgpu"];
 const TINY = "arch=16&models=2&batch=8&steps=1&reps=1&eval=16&lambda=4&backends=gpu,cpu&autorun=1";
 
-let server, browser;
-before(async () => {
-  assert.ok(existsSync(join(ROOT, "www/pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
-  server = await startServer(join(ROOT, "www"));
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+const site = useSite({ browser: true, webgpu: true });
 
 async function open(query) {
-  const page = await browser.newPage();
-  const log = [];
-  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-  page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
-  await page.goto(`${server.url}bench.html?${query}`);
+  const page = await site.browser.newPage();
+  const log = recordLog(page);
+  await page.goto(`${site.server.url}bench.html?${query}`);
   return { page, log };
 }
 

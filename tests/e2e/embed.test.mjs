@@ -12,21 +12,15 @@
 //     controls it, it reloads and runs again with the network off and the server gone; a new build id in
 //     pkg/shell.js makes the service worker replace its cache.
 // All runs on the CPU fallback (no --enable-unsafe-webgpu), at the quick scale with small patches.
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 import { CSP, startServer } from "../../scripts/serve-www.mjs";
+import { ARTIFACTS, WWW, recordLog, useSite } from "./harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const WWW = join(ROOT, "www");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run", "--disable-dev-shm-usage"];
 const RUN_TIMEOUT_MS = 180_000;
 /** A patch on top of quick that makes e4-schedules a few dozen steps. */
 const TINY_E4 = { dataset: { train_size: 200, validation_size: 100 }, model: { hidden: [16] }, budget: { epochs: 1 },
@@ -53,25 +47,14 @@ function head(base, path) {
   });
 }
 
-let server;
-let browser;
-before(async () => {
-  assert.ok(existsSync(join(WWW, "pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
-  assert.ok(existsSync(join(WWW, "pkg/shell.js")), "www/pkg/shell.js is missing: run scripts/build-web first");
-  server = await startServer(WWW);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const site = useSite({ browser: true, shell: true });
 
 /**
  * A context whose pages record securitypolicyviolation events (window.__csp) from before their scripts run,
  * and every request of the context (pages, frames, workers, service worker) in `requests`.
  */
 async function newContext(options = {}) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
+  const context = await site.browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
   await context.addInitScript(() => {
     window.__csp = [];
     document.addEventListener("securitypolicyviolation", (e) => {
@@ -79,12 +62,8 @@ async function newContext(options = {}) {
     });
   });
   const requests = [];
-  const log = [];
   context.on("request", (r) => requests.push(r.url()));
-  context.on("page", (p) => {
-    p.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-    p.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
-  });
+  const log = recordLog(context);
   return { context, requests, log };
 }
 
@@ -127,7 +106,7 @@ describe("the Content-Security-Policy", () => {
     for (const [path, ancestors] of [["", "'self'"], ["index.html", "'self'"], ["embed.html", "*"],
       ["examples/course.html", "'self'"], ["lab/worker.js", "'self'"], ["pkg/sgd_lab_bg.wasm", "'self'"],
       ["sw.js", "'self'"], ["no-such-file", "'self'"]]) {
-      const { headers } = await head(server.url, path);
+      const { headers } = await head(site.server.url, path);
       assert.equal(headers["content-security-policy"], `${CSP}; frame-ancestors ${ancestors}`, `/${path}`);
       assert.equal(headers["x-content-type-options"], "nosniff", `/${path}`);
     }
@@ -139,7 +118,7 @@ describe("the course example", () => {
     const { context, requests, log } = await newContext();
     const page = await context.newPage();
     try {
-      await page.goto(`${server.url}examples/course.html`);
+      await page.goto(`${site.server.url}examples/course.html`);
       const first = page.locator("sgd-lab#sharpness");
       const second = page.locator("sgd-lab#accuracy");
       const frame = page.frameLocator("#frame");
@@ -177,10 +156,10 @@ describe("the course example", () => {
         assert.equal(await el.locator(".error").isHidden(), true, await attr(el, "data-error"));
       }
       assert.deepEqual(await page.evaluate(() => window.__csp), []);
-      assertSameOrigin(requests, new URL(server.url).origin);
+      assertSameOrigin(requests, new URL(site.server.url).origin);
       assert.ok(requests.some((u) => u.endsWith("/pkg/sgd_lab_bg.wasm")), "the wasm request was not seen");
       assert.ok(requests.some((u) => u.includes("/data/fashion-mnist/")), "the worker's data requests were not seen");
-      await page.screenshot({ path: join(ROOT, "artifacts", "embed-course.png"), fullPage: true }).catch(() => {});
+      await page.screenshot({ path: join(ARTIFACTS, "embed-course.png"), fullPage: true }).catch(() => {});
     } finally {
       await context.close();
     }
@@ -199,7 +178,7 @@ describe("the course example", () => {
         ["figure=x", /preset: missing/],
       ];
       for (const [query, want] of cases) {
-        await page.goto(`${server.url}embed.html?${query}`);
+        await page.goto(`${site.server.url}embed.html?${query}`);
         const el = page.locator("sgd-lab");
         await page.locator('sgd-lab[data-state="error"]').waitFor({ timeout: 60_000 });
         assert.match(await el.locator(".error").textContent(), want, query);
@@ -215,9 +194,9 @@ describe("the course example", () => {
   test("the element works on a page of another origin; a frame sandboxed without allow-same-origin says so", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sgd-lab-host-"));
     writeFileSync(join(dir, "index.html"), `<!doctype html><title>host</title>
-      <script type="module" src="${server.url}embed/sgd-lab.js"></script>
+      <script type="module" src="${site.server.url}embed/sgd-lab.js"></script>
       <sgd-lab preset="e4-schedules" figure="loss-curves" cpu></sgd-lab>
-      <iframe id="opaque" sandbox="allow-scripts" src="${server.url}embed.html?preset=e4-schedules"></iframe>`);
+      <iframe id="opaque" sandbox="allow-scripts" src="${site.server.url}embed.html?preset=e4-schedules"></iframe>`);
     const host = await startServer(dir, { secure: false }); // a third-party page: its own (no) policy
     const { context, log } = await newContext();
     const page = await context.newPage();

@@ -12,44 +12,27 @@
 //   - Reload inside a group: with ?test-hooks the worker posts a mid-group checkpoint every 0.3 s of training; after
 //     a reload the offer names the group and step, resuming continues the group there (its progress starts at
 //     that step), and the run ends with the same results, field for field, as the same run uninterrupted.
-// The server and browser set-up follow lab.test.mjs.
-import { after, before, describe, test } from "node:test";
+// The server and browser set-up come from harness.mjs.
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { startServer } from "../../scripts/serve-www.mjs";
+import { ARTIFACTS, launchBrowser, recordLog, useSite } from "./harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const ARTIFACTS = join(ROOT, "artifacts");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const RUN_TIMEOUT_MS = 300_000; // the CPU of a shared CI machine is slow
-const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"];
 /** e4-schedules at quick, made tiny (a few dozen steps per group: SwiftShader takes about a second a step). */
 const TINY_E4 = { dataset: { train_size: 200, validation_size: 100 }, model: { hidden: [16] }, budget: { epochs: 1 },
   analysis: { hessian_examples: 50, lanczos_iterations: 3, evaluations: 2 }, experiment: { stage_epochs: 0.125 } };
 const E4_QUERY = `?preset=e4-schedules&scale=quick&test-hooks&patch=${encodeURIComponent(JSON.stringify(TINY_E4))}`;
 
-let server;
-before(async () => {
-  assert.ok(existsSync(join(ROOT, "www/pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
-  assert.ok(existsSync(CHROMIUM), `no browser at ${CHROMIUM} (set CHROMIUM=...; scripts/setup installs chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await startServer(join(ROOT, "www"));
-});
-after(() => server?.close());
+const site = useSite();
 
 async function labPage({ webgpu = false, query }) {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-    args: webgpu ? [...BASE_ARGS, "--enable-unsafe-webgpu"] : BASE_ARGS });
+  const browser = await launchBrowser({ webgpu });
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
-  const log = [];
-  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-  page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
-  await page.goto(`${server.url}${query}`);
+  const log = recordLog(page);
+  await page.goto(`${site.server.url}${query}`);
   return { browser, page, log };
 }
 

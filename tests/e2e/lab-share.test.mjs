@@ -14,23 +14,16 @@
 //   - every preset runs at the quick scale (plus a small patch, so the whole file stays within a few minutes)
 //     and its live figures are saved as screenshots to artifacts/ (and copied to docs/screenshots/ under
 //     SGD_LAB_UPDATE_SCREENSHOTS=1).
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { startServer } from "../../scripts/serve-www.mjs";
 import { parse } from "../../www/lab/url-state.js";
+import { ARTIFACTS, ROOT, recordLog, useSite } from "./harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const ARTIFACTS = join(ROOT, "artifacts");
 const SCREENSHOTS = join(ROOT, "docs/screenshots");
 const UPDATE_SCREENSHOTS = process.env.SGD_LAB_UPDATE_SCREENSHOTS === "1";
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const RUN_TIMEOUT_MS = 180_000;
-const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run", "--disable-dev-shm-usage"];
 /** On top of the quick scale: a few hundred examples, a narrow net, a short Lanczos — seconds per preset. */
 const SMALL = { dataset: { train_size: 300, validation_size: 200 }, model: { hidden: [16] },
   analysis: { hessian_examples: 50, lanczos_iterations: 3 } };
@@ -41,27 +34,14 @@ const SMALL_BY_PRESET = {
   "e6-breakdown": { ...SMALL, experiment: { train_sizes: [300, 600] } }, // B up to 8 × 32
 };
 
-let server;
-let browser;
-before(async () => {
-  assert.ok(existsSync(join(ROOT, "www/pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
-  mkdirSync(ARTIFACTS, { recursive: true });
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  server = await startServer(join(ROOT, "www"));
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
-});
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
+const site = useSite({ browser: true });
+before(() => mkdirSync(SCREENSHOTS, { recursive: true }));
 
 async function open(query, { viewport = { width: 1366, height: 900 } } = {}) {
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const context = await site.browser.newContext({ viewport, acceptDownloads: true });
   const page = await context.newPage();
-  const log = [];
-  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-  page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
-  await page.goto(`${server.url}${query}`);
+  const log = recordLog(page);
+  await page.goto(`${site.server.url}${query}`);
   return { page, context, log };
 }
 
@@ -159,7 +139,7 @@ describe("the lab page: configure and share", () => {
     assert.equal(await page.textContent("#config-error"), "");
     assert.ok(await page.isEnabled("#run"), "fixed: Run is available");
     assert.deepEqual(parse(new URL(page.url()).search).state.patch, { momentum: 0.9 });
-    await page.goto(`${server.url}?preset=e4-schedules&scale=huge&hide=config,nothing&patch=[1]`);
+    await page.goto(`${site.server.url}?preset=e4-schedules&scale=huge&hide=config,nothing&patch=[1]`);
     await planned(page);
     const error = await page.textContent("#lab-error");
     assert.match(error, /scale: "huge" is not a scale; the scales are quick, default/);
@@ -171,7 +151,7 @@ describe("the lab page: configure and share", () => {
 
   test("the share dialog builds a classroom link (keyboard only) that round-trips and hides what was ticked", async () => {
     const { page, context } = await open("?preset=e4-schedules&scale=quick&cpu");
-    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: site.server.url });
     await planned(page);
     await edit(page, "seeds", "7, 8");
     await page.click("#copy-link");

@@ -11,38 +11,19 @@
 //   - Stop ends a run between steps, leaves the finished groups exportable, and Continue finishes the run;
 //   - with WebGPU (SwiftShader), a tiny e4-schedules (quick + ?patch) runs on the GPU in the worker.
 // Screenshots of each run preset's page go to artifacts/ (git-ignored).
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { startServer } from "../../scripts/serve-www.mjs";
+import { ARTIFACTS, launchBrowser as launch, recordLog, useSite } from "./harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const ARTIFACTS = join(ROOT, "artifacts");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const RUN_TIMEOUT_MS = 300_000; // the CPU of a shared CI machine is slow
-const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"];
 const VERDICTS = ["holds", "does_not_hold", "inconclusive"];
 /** A patch on top of quick that makes e4-schedules a few dozen steps (SwiftShader takes about a second a step). */
 const TINY_E4 = { dataset: { train_size: 200, validation_size: 100 }, model: { hidden: [16] }, budget: { epochs: 1 },
   analysis: { hessian_examples: 50, lanczos_iterations: 3, evaluations: 2 }, experiment: { stage_epochs: 0.125 } };
 
-let server;
-before(async () => {
-  assert.ok(existsSync(join(ROOT, "www/pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
-  assert.ok(existsSync(CHROMIUM), `no browser at ${CHROMIUM} (set CHROMIUM=...; scripts/setup installs chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await startServer(join(ROOT, "www"));
-});
-after(() => server?.close());
-
-async function launch({ webgpu = false } = {}) {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true,
-    args: webgpu ? [...BASE_ARGS, "--enable-unsafe-webgpu"] : BASE_ARGS });
-}
+const site = useSite();
 
 /** A page whose main-thread long tasks (≥ 50 ms) are recorded from before its scripts run. */
 async function labPage(browser, query) {
@@ -54,10 +35,8 @@ async function labPage(browser, query) {
     }).observe({ type: "longtask", buffered: true });
   });
   const page = await context.newPage();
-  const log = [];
-  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-  page.on("pageerror", (e) => log.push(`[pageerror] ${e.message}`));
-  await page.goto(`${server.url}${query}`);
+  const log = recordLog(page);
+  await page.goto(`${site.server.url}${query}`);
   return { page, log, context };
 }
 
@@ -157,7 +136,7 @@ describe("the lab page: configuration", () => {
     const browser = await launch();
     try {
       const page = await browser.newPage();
-      await page.goto(`${server.url}style.css`); // any page of the origin: import() the modules from it
+      await page.goto(`${site.server.url}style.css`); // any page of the origin: import() the modules from it
       const checked = await page.evaluate(async () => {
         const { default: init, presets, Experiment } = await import("/pkg/sgd_lab.js");
         const { QUICK, composePatches } = await import("/lab/scales.js");
@@ -194,7 +173,7 @@ describe("the lab page: configuration", () => {
       assert.match(await bad.page.textContent("#plan-summary"), /not make a valid experiment.*seeds/);
       assert.ok(await bad.page.isDisabled("#run"));
       // A patch that is not JSON, and a preset that does not exist, are said in the error line.
-      await bad.page.goto(`${server.url}?preset=e9-nothing&patch=%7Bnot-json`);
+      await bad.page.goto(`${site.server.url}?preset=e9-nothing&patch=%7Bnot-json`);
       await bad.page.waitForFunction(() => /does not exist/.test(document.getElementById("lab-error").textContent), null, { timeout: 60_000 });
       assert.match(await bad.page.textContent("#lab-error"), /preset 'e9-nothing'/);
       assert.match(await bad.page.textContent("#lab-error"), /patch is not JSON/);
@@ -292,7 +271,7 @@ describe("the lab page: presets in a worker on the CPU", () => {
 
       // Import: a fresh page shows the report of the saved file without running anything.
       const runClaims = r.claims;
-      await page.goto(`${server.url}?preset=e1-ratio-sweep&scale=quick`);
+      await page.goto(`${site.server.url}?preset=e1-ratio-sweep&scale=quick`);
       await waitPlanned(page);
       await page.setInputFiles("#import-file", { name: json.name, mimeType: "application/json", buffer: Buffer.from(json.text) });
       await page.waitForSelector("#claims tbody tr", { timeout: 60_000 });

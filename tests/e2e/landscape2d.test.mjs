@@ -3,28 +3,14 @@
 // demo trains (it runs between two chunks and the run still finishes), then again after the run with the PCA
 // plane; the plotters SVG loads under the page's strict CSP, every grid value is finite, and hovering the
 // heatmap reads α, β and the loss. Run through scripts/test, or: node --test tests/e2e/landscape2d.test.mjs
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { startServer } from "../../scripts/serve-www.mjs";
+import { ARTIFACTS, launchBrowser, useSite } from "./harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const ARTIFACTS = join(ROOT, "artifacts");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--no-first-run", "--disable-dev-shm-usage"];
 const FIGURE_DONE = '#landscape2d[data-state="shown"], #landscape2d[data-state="error"]';
 
-let server;
-before(async () => {
-  assert.ok(existsSync(join(ROOT, "www/pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await startServer(join(ROOT, "www"));
-});
-after(() => server?.close());
+const site = useSite();
 
 /** The figure's test hooks and status line. */
 const figure = (page) => page.evaluate(() => {
@@ -35,13 +21,13 @@ const figure = (page) => page.evaluate(() => {
 });
 
 test("free play draws the 2-D landscape during and after training, and hovering reads the loss", async (t) => {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     const errors = [];
     page.on("pageerror", (e) => errors.push(e.message));
     page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-    await page.goto(`${server.url}?cpu&preset=free-play`);
+    await page.goto(`${site.server.url}?cpu&preset=free-play`);
     // the demo (600 steps) ends too fast on the CPU to catch mid-run: stop it, and train 20,000 steps instead
     await page.waitForSelector('body[data-state="training"], body[data-state="done"]', { timeout: 60_000 });
     if (await page.isEnabled("#stop")) await page.click("#stop", { timeout: 5_000 }).catch(() => {});

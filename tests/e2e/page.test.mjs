@@ -2,47 +2,27 @@
 // an OS-picked port, driven in Debian's chromium by playwright-core: once with WebGPU, once without (CPU
 // fallback), and once on Fashion-MNIST (downloaded with progress, trained, evaluated; then, after a reload, read from the
 // browser's cache). Screenshots go to artifacts/. Run through scripts/test, or: node --test tests/e2e/
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { startServer } from "../../scripts/serve-www.mjs";
+import { ARTIFACTS, WWW, launchBrowser, recordLog, useSite } from "./harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const ARTIFACTS = join(ROOT, "artifacts");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TRAINING_TIMEOUT_MS = 240_000; // software GPUs are slow
-const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"];
 
-let server;
-before(async () => {
-  assert.ok(existsSync(join(ROOT, "www/pkg/sgd_lab_bg.wasm")), "www/pkg is missing: run scripts/build-web first");
-  assert.ok(existsSync(CHROMIUM), `no browser at ${CHROMIUM} (set CHROMIUM=...; scripts/setup installs chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  server = await startServer(join(ROOT, "www"));
-});
-after(() => server?.close());
+const site = useSite();
 
 /** Opens the page in a fresh chromium, waits for training to end, returns what the page shows. */
 async function trainOnPage({ webgpu, screenshot }) {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: webgpu ? [...BASE_ARGS, "--enable-unsafe-webgpu"] : BASE_ARGS,
-  });
+  const browser = await launchBrowser({ webgpu });
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    const consoleLines = [];
-    page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
-    page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    const consoleLines = recordLog(page);
     if (!webgpu) {
       // Belt and braces: even if this chromium exposes WebGPU without the flag, the page must not see it.
       await page.addInitScript(() => { delete Object.getPrototypeOf(navigator).gpu; });
     }
-    await page.goto(`${server.url}?preset=free-play`); // the one-model trainer (the lab opens on E1 otherwise)
+    await page.goto(`${site.server.url}?preset=free-play`); // the one-model trainer (the lab opens on E1 otherwise)
     try {
       await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: TRAINING_TIMEOUT_MS });
     } finally {
@@ -158,10 +138,10 @@ async function trainFashion(page, { steps }) {
 
 describe("free play on a real data set", () => {
   test("Fashion-MNIST: downloaded with progress, trained, evaluated; after a reload read from the cache", async (t) => {
-    const sizes = FASHION.map((f) => statSync(join(ROOT, "www", f)).size);
+    const sizes = FASHION.map((f) => statSync(join(WWW, f)).size);
     const total = sizes.reduce((a, b) => a + b, 0);
     // CPU: the GPU path of real data is covered by tests/web.rs; SwiftShader takes a minute over 784 features.
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: BASE_ARGS });
+    const browser = await launchBrowser();
     try {
       const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
       // Record every progress report the page shows (data-received on #data-status).
@@ -174,9 +154,7 @@ describe("free play on a real data set", () => {
         });
       });
       const page = await context.newPage();
-      const consoleLines = [];
-      page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
-      page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+      const consoleLines = recordLog(page);
       // Every response for a .gz file, recorded synchronously when its headers arrive (an async
       // "requestfinished" handler raced with the end of training for the 26 MB file under load).
       const gz = [];
@@ -185,7 +163,7 @@ describe("free play on a real data set", () => {
       });
 
       // First visit: from the network.
-      await page.goto(`${server.url}?cpu&preset=free-play`);
+      await page.goto(`${site.server.url}?cpu&preset=free-play`);
       const first = await trainFashion(page, { steps: 60 });
       await page.screenshot({ path: join(ARTIFACTS, "page-fashion-mnist.png"), fullPage: true });
       const fractions = [...new Set(first.progress.map(([r, tot]) => r / tot))];
