@@ -27,11 +27,11 @@
 // GPU faults: when the run's WebGPU device is lost (or a GPU step fails: a shader or pipeline error), the worker
 // says why (gpu-failed); the page shows "The GPU device was lost: <reason>" (#gpu-fault), keeps the results of
 // the finished groups (exports work) and offers to continue from them on a new GPU device or on the CPU.
-// Reload mid-run: after every finished group the run's results JSON, preset, scale and patch are stored in
-// IndexedDB (checkpoint.js: one entry, the latest unfinished run); on load the page offers "Resume the unfinished
-// run (k of n groups done)" or "Discard"; the entry is deleted when the run finishes or is discarded. Inside a
-// group the worker posts a mid-group checkpoint every 30 s (group-checkpoint), stored in the same entry: resuming
-// then continues that group at its saved step.
+// Reload mid-run: after every finished group the worker stores the run's results JSON, preset, scale and patch in
+// IndexedDB (checkpoint.js: one entry, the latest unfinished run), and inside a group every 30 s a checkpoint of
+// that group in the same entry (the worker writes, not this thread: up to ~32 MB each); it says so with `stored`.
+// On load the page offers "Resume the unfinished run (k of n groups done)" or "Discard"; resuming continues a
+// checkpointed group at its saved step; the page deletes the entry when the run finishes or is discarded.
 //
 // Test hooks (read by tests/e2e/lab.test.mjs, lab-share.test.mjs and faults.test.mjs): #lab[data-state="loading|
 // idle|starting|fetching|running|paused|done|stopped|failed|error", data-run-start, data-run-end (performance.now()
@@ -49,7 +49,7 @@ import { LiveFigures } from "./figures.js";
 import { SCALES, composePatches, patchFor } from "./scales.js";
 import { ConfigPanel, applyPatch } from "./config-panel.js";
 import { HIDE_LABELS, HIDE_NAMES, parse, serialise } from "./url-state.js";
-import { clearCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { clearCheckpoint, loadCheckpoint } from "./checkpoint.js";
 
 const $ = (id) => document.getElementById(id);
 /** ?test-hooks: a flag for the e2e tests only, taken out before url-state.js reads the rest. */
@@ -341,8 +341,7 @@ function startRun({ json, gpu = preferGpu, scale: savedScale, group, storedDone 
     }
   }
   state.run = { id, scale: json ? savedScale ?? "saved" : scale, patch: urlPatch ?? null, fraction: 0, jobs: [],
-    current: null, step: null, phase: "", t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0, finishedHere: [],
-    storedDone };
+    current: null, step: null, phase: "", t0: null, f0: 0, pausedAt: null, pausedMs: 0, diverged: 0, finishedHere: [] };
   state.saved = null;
   setParamsJobs([]);
   state.imported = null;
@@ -358,7 +357,10 @@ function startRun({ json, gpu = preferGpu, scale: savedScale, group, storedDone 
   $("progress-group").textContent = "";
   $("lab-progress").value = 0;
   $("progress-text").dataset.fraction = "0";
-  worker.postMessage(json ? { type: "continue", json, preferGpu: gpu, group } : { type: "run", id, patch, preferGpu: gpu });
+  // how the worker stores the run for a reload (worker.js); interpolations and finished runs it does not store
+  const storeAs = { id, scale: state.run.scale, patch: state.run.patch };
+  worker.postMessage(json ? { type: "continue", json, preferGpu: gpu, group, storeAs, storedDone }
+    : { type: "run", id, patch, preferGpu: gpu, storeAs });
 }
 
 function showEngine({ backend, onGpu, fallbackReason }) {
@@ -476,42 +478,19 @@ function onResults(msg) {
   state.saved = { ...state.saved, id: msg.results.config.id, scale: state.run?.scale, json: msg.json, csv: msg.csv };
   figures.update(msg.results);
   setPhase(state.phase);
-  checkpoint(msg.results, msg.json);
 }
 
 /**
- * Stores the run in progress after a finished group (checkpoint.js), so a reload can resume it. Not for runs
- * that cannot continue from saved results (the interpolation presets, see offerContinue) nor for a finished one.
+ * A checkpoint the worker stored (it writes them itself, worker.js: a group checkpoint is up to ~32 MB, too much
+ * for this thread): after `done` finished groups, or inside group `job` at `step`; or why it could not.
  */
-function checkpoint(results, json) {
-  const r = state.run;
-  if (!r || !BUSY.has(state.phase)) return;
-  const done = results.jobs.length;
-  if (done === 0 || done >= results.planned_jobs || results.config.experiment.kind === "interpolation") return;
-  // A resumed run's first results are those already stored (with, maybe, its group's checkpoint): keep that entry.
-  if (done === r.storedDone) return;
-  r.storedDone = done;
-  saveCheckpoint({ id: r.id, scale: r.scale, patch: r.patch, json, done, planned: results.planned_jobs })
-    .then(() => { $("lab").dataset.checkpoint = String(done); })
-    .catch((e) => showError(`the run could not be saved in this browser for a reload (IndexedDB: ${e.message}); ` +
-      "it goes on, and its results can still be exported", { append: true }));
-}
-
-/**
- * Stores a mid-group checkpoint (the worker's, every 30 s of a group's training) with the results so far, so a
- * reload continues that group at its step. Replaced by the next one, and by the entry of the group's end.
- */
-function groupCheckpoint(msg) {
-  const r = state.run;
-  if (!r || !BUSY.has(state.phase)) return;
-  const results = JSON.parse(msg.json);
-  if (results.config.experiment.kind === "interpolation") return;
-  const done = results.jobs.length;
-  saveCheckpoint({ id: r.id, scale: r.scale, patch: r.patch, json: msg.json, done, planned: results.planned_jobs,
-    group: msg.bytes, groupJob: msg.job, groupStep: msg.step, groupSteps: msg.steps })
-    .then(() => { $("lab").dataset.groupCheckpoint = `${msg.job}:${msg.step}`; })
-    .catch((e) => showError(`the group in progress could not be saved in this browser for a reload (IndexedDB: ${e.message}); ` +
-      "it goes on", { append: true }));
+function onStored(msg) {
+  if (msg.error) {
+    showError(msg.error, { append: true });
+    return;
+  }
+  if (msg.job === undefined) $("lab").dataset.checkpoint = String(msg.done);
+  else $("lab").dataset.groupCheckpoint = `${msg.job}:${msg.step}`;
 }
 
 /** Deletes the stored checkpoint (the run finished, or the user discarded it); a failure is shown, not hidden. */
@@ -717,7 +696,7 @@ function spawnWorker() {
     showError(`the lab's worker failed: ${e.message ?? "it could not be loaded"}`, { append: true });
     setPhase("error");
   };
-  worker.postMessage({ type: "init", preferGpu, testHooks, groupCheckpoints: true });
+  worker.postMessage({ type: "init", preferGpu, testHooks, storeCheckpoints: true });
 }
 
 function onMessage(msg) {
@@ -785,8 +764,8 @@ function onMessage(msg) {
     case "results":
       onResults(msg);
       break;
-    case "group-checkpoint":
-      groupCheckpoint(msg);
+    case "stored":
+      onStored(msg);
       break;
     case "paused":
       state.run.fraction = msg.fraction;

@@ -14,21 +14,28 @@
 // messages `test-destroy-device` (device.destroy() on the run's devices) and `test-gpu-error` (an invalid
 // createBuffer, i.e. a validation error outside any error scope) provoke both.
 //
-// Mid-group checkpoints (when init asks for groupCheckpoints, as the lab page does): every 30 s of a group's
-// training (0.3 s with testHooks, so a test need not wait) the worker asks the Experiment for a checkpoint of that
-// group (Experiment.checkpoint: the models' parameters, momentum, sampler and schedule state) and posts it with
-// the results so far; the page stores both in IndexedDB, and a reload continues the group at that step
-// (Experiment.resume's third argument).
+// Checkpoints (when init asks for storeCheckpoints and a run says how to store itself, as the lab page does):
+// the worker itself keeps the unfinished run in IndexedDB (checkpoint.js, the one entry the page offers to resume
+// after a reload): after every finished group the results so far, and every 30 s of a group's training (0.3 s with
+// testHooks, so a test need not wait) a checkpoint of that group (Experiment.checkpoint: the models' parameters,
+// momentum, sampler and schedule state) with those results, from which Experiment.resume (third argument)
+// continues the group at its step. Why here and not on the page: a group checkpoint is up to ~32 MB (E1 at the
+// default scale), and storing one from the page's thread held that thread for 52–351 ms (measured in
+// headless chromium, docs/RELIABILITY.md §4) while its figures animate; here the run waits that long instead.
+// The worker awaits each write before it trains on, so the page's deletion of the entry (on finished, posted
+// after the last write) always comes after it: one writer, in order. After each write it posts `stored`.
 //
-// Page → worker: {type: "init", preferGpu, testHooks, groupCheckpoints} · {type: "plan", id, patch} · {type: "run", id, patch, preferGpu}
-//   · {type: "continue", json, preferGpu, group?} (finish the jobs a saved results file lacks; `group`: a mid-group
-//   checkpoint taken after those results, whose group then continues at its step) · {type: "pause"}
+// Page → worker: {type: "init", preferGpu, testHooks, storeCheckpoints} · {type: "plan", id, patch}
+//   · {type: "run", id, patch, preferGpu, storeAs?} (storeAs {id, scale, patch}: what the stored entry says the
+//   run is, for the page's resume offer) · {type: "continue", json, preferGpu, group?, storeAs?, storedDone?}
+//   (finish the jobs a saved results file lacks; `group`: a mid-group checkpoint taken after those results, whose
+//   group then continues at its step; storedDone: the finished groups the stored entry holds) · {type: "pause"}
 //   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file)
 //   · {type: "params", job} (the trained parameters of a group of the last run, as safetensors).
 // Worker → page: ready {presets, version} · engine {backend, onGpu, fallbackReason} · plan {id, jobs, needed, config}
 //   · started {backend, onGpu, fallbackReason, jobs, needed, config} · data {name, received, total, source,
-//   text} · events {events, fraction} · results {results, json, csv} · group-checkpoint {bytes, json, job, step,
-//   steps} · paused {fraction} · resumed · finished
+//   text} · events {events, fraction} · results {results, json, csv} · stored {done, job?, step?} (a checkpoint
+//   written: after `done` finished groups, or inside group `job` at `step`) or {error} · paused {fraction} · resumed · finished
 //   {report | reportError, csv, json} · stopped {json, csv} · imported {...} · params {job, bytes} · error
 //   {context, message}.
 // The last finished or stopped Experiment is kept (not freed) until the next run, so its groups' final parameters
@@ -36,6 +43,7 @@
 import init, { presets, version, Experiment } from "../pkg/sgd_lab.js";
 import { REAL_SETS, loadRealData } from "../data-loader.js";
 import { withTextMeasure } from "./text-measure.js";
+import { saveCheckpoint } from "./checkpoint.js";
 
 const BASE = new URL("../", import.meta.url).href; // www/: data/ lives there
 const post = (msg) => self.postMessage(msg);
@@ -43,9 +51,9 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 const MB = (bytes) => (bytes / 1e6).toFixed(1);
 
 let ready = null; // the promise of init()
-/** Whether the page stores mid-group checkpoints (the lab page does; the embed element does not ask). */
-let groupCheckpoints = false;
-/** How often (ms of a group's training) a mid-group checkpoint is posted; short with testHooks. */
+/** Whether the page wants its unfinished runs kept in IndexedDB (the lab page does; the embed element does not ask). */
+let storeCheckpoints = false;
+/** How often (ms of a group's training) a mid-group checkpoint is stored; short with testHooks. */
 const groupCheckpointMs = () => (testHooks ? 300 : 30_000);
 /** Whether the page was opened with ?test-hooks (the `test-…` messages are refused otherwise). */
 let testHooks = false;
@@ -142,6 +150,41 @@ async function addData(ex) {
   }
 }
 
+/** Whether saved results can be continued: an interpolation's results do not hold its minima's parameters. */
+const resumable = (results) => results.config.experiment.kind !== "interpolation";
+
+/**
+ * Stores the run after a finished group (the results so far), unless it has finished or cannot be continued, or
+ * the stored entry holds these groups already (a resumed run's first results: that entry may hold its group's
+ * checkpoint too, which is kept). A failed write is reported, and the run goes on.
+ */
+async function storeAfterGroup(storeAs, results, json) {
+  const done = results.jobs.length;
+  if (done === 0 || done >= results.planned_jobs || !resumable(results) || done === storeAs.storedDone) return;
+  storeAs.storedDone = done;
+  try {
+    await saveCheckpoint({ id: storeAs.id, scale: storeAs.scale, patch: storeAs.patch, json, done, planned: results.planned_jobs });
+    post({ type: "stored", done });
+  } catch (e) {
+    post({ type: "stored", error: `the run could not be saved in this browser for a reload (IndexedDB: ${message(e)}); ` +
+      "it goes on, and its results can still be exported" });
+  }
+}
+
+/** Stores a checkpoint of the group in progress (`at`: its last progress event) with the results so far. */
+async function storeInsideGroup(storeAs, json, bytes, at) {
+  const results = JSON.parse(json);
+  if (!resumable(results)) return;
+  const done = results.jobs.length;
+  try {
+    await saveCheckpoint({ id: storeAs.id, scale: storeAs.scale, patch: storeAs.patch, json, done,
+      planned: results.planned_jobs, group: bytes, groupJob: at.job, groupStep: at.step, groupSteps: at.steps });
+    post({ type: "stored", done, job: at.job, step: at.step });
+  } catch (e) {
+    post({ type: "stored", error: `the group in progress could not be saved in this browser for a reload (IndexedDB: ${message(e)}); it goes on` });
+  }
+}
+
 /** Creates the experiment (a preset at a scale, or the continuation of saved results) and steps it to the end. */
 async function run(msg) {
   await ready;
@@ -152,6 +195,8 @@ async function run(msg) {
   const lostError = lostSignal.then(() => { throw new Error("the GPU device was lost"); });
   lostError.catch(() => {}); // awaited only while a step runs
   current = run;
+  // How the run is stored for a reload (null: not at all); storedDone: the finished groups the entry holds already.
+  const storeAs = storeCheckpoints && msg.storeAs ? { ...msg.storeAs, storedDone: msg.storedDone ?? null } : null;
   last?.free();
   last = null;
   let keep = false;
@@ -182,16 +227,17 @@ async function run(msg) {
       const events = await Promise.race([stepping, lostError]);
       post({ type: "events", events, fraction: ex.fraction });
       if (events.some((e) => e.type === "job_finished" || e.type === "interpolated" || e.type === "finished")) {
-        post({ type: "results", results: ex.results(), json: ex.resultsJson(), csv: ex.resultsCsv() });
+        const results = ex.results();
+        const json = ex.resultsJson();
+        post({ type: "results", results, json, csv: ex.resultsCsv() });
+        if (storeAs) await storeAfterGroup(storeAs, results, json);
       }
       if (events.some((e) => e.type === "job_started")) run.groupSince = performance.now();
       const at = events.findLast((e) => e.type === "progress");
-      if (groupCheckpoints && at && at.step < at.steps && performance.now() - (run.groupSince ?? 0) >= groupCheckpointMs()) {
+      if (storeAs && at && at.step < at.steps && performance.now() - (run.groupSince ?? 0) >= groupCheckpointMs()) {
         run.groupSince = performance.now();
         const bytes = await Promise.race([ex.checkpoint(), lostError]);
-        if (bytes) {
-          post({ type: "group-checkpoint", bytes, json: ex.resultsJson(), job: at.job, step: at.step, steps: at.steps }, [bytes.buffer]);
-        }
+        if (bytes) await storeInsideGroup(storeAs, ex.resultsJson(), bytes, at);
       }
       await tick(); // lets pause / stop messages in
     }
@@ -282,7 +328,7 @@ self.onmessage = ({ data: msg }) => {
   switch (msg.type) {
     case "init":
       testHooks = msg.testHooks === true;
-      groupCheckpoints = msg.groupCheckpoints === true;
+      storeCheckpoints = msg.storeCheckpoints === true;
       ready = start();
       ready.catch(fail("init"));
       ready.then(() => probe(msg.preferGpu).catch(fail("engine")), () => {});
