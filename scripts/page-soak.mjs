@@ -29,9 +29,12 @@
 // peak by more than the margins below, twice in a row (or at the last sample). Prints a table of every sample
 // and a summary line per measure.
 //
-// Usage: node scripts/page-soak.mjs [--minutes N] [--webgpu] [--inject-leak page|worker]
+// Usage: node scripts/page-soak.mjs [--minutes N] [--webgpu] [--inject-leak page|worker] [--heap-diff]
 //   --inject-leak   the soak's own proof that it can fail: a 16 KiB array of numbers pushed every second into
 //                   the lab tab's page (or its worker) through CDP, never freed (docs/RELIABILITY.md §5).
+//   --heap-diff     what grew, not only how much: a heap snapshot of each tab's page at the end of the warm-up and
+//                   at the end, and their difference printed by kind (V8's compiled code, JS objects, the
+//                   browser's own objects) and by constructor — the next step when a measure creeps.
 import { readFileSync, readdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { launchBrowser, recordLog, startSite } from "../tests/e2e/harness.mjs";
@@ -82,11 +85,12 @@ try {
       minutes: { type: "string", default: "5" },
       webgpu: { type: "boolean", default: false },
       "inject-leak": { type: "string" },
+      "heap-diff": { type: "boolean", default: false },
     },
     strict: true,
   }));
 } catch (e) {
-  fail(`${e.message} (--minutes N, --webgpu, --inject-leak page|worker)`);
+  fail(`${e.message} (--minutes N, --webgpu, --inject-leak page|worker, --heap-diff)`);
 }
 const minutes = Number(opts.minutes);
 if (!Number.isInteger(minutes) || minutes < 1) fail(`--minutes must be a whole number ≥ 1, got '${opts.minutes}'`);
@@ -190,6 +194,62 @@ async function retained(session, { dom = false } = {}) {
   return { heap, nodes: metrics.find((m) => m.name === "Nodes").value };
 }
 
+/**
+ * A heap snapshot of the page behind `session`, summed by node (its kind in the snapshot and its name, with
+ * addresses, ports and blob ids taken out so that the same constructor sums across snapshots): Map key →
+ * {count, size} (self sizes in bytes), with the total. Taken after a full GC, like every sample.
+ */
+async function heapSnapshot(session) {
+  await session.send("HeapProfiler.enable");
+  await session.send("HeapProfiler.collectGarbage");
+  const chunks = [];
+  const onChunk = (e) => chunks.push(e.chunk);
+  session.on("HeapProfiler.addHeapSnapshotChunk", onChunk);
+  await session.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  session.off("HeapProfiler.addHeapSnapshotChunk", onChunk);
+  await session.send("HeapProfiler.disable");
+  const snap = JSON.parse(chunks.join(""));
+  const fields = snap.snapshot.meta.node_fields;
+  const types = snap.snapshot.meta.node_types[0];
+  const [n, ti, ni, si] = [fields.length, fields.indexOf("type"), fields.indexOf("name"), fields.indexOf("self_size")];
+  const byNode = new Map();
+  for (let i = 0; i < snap.nodes.length; i += n) {
+    const name = String(snap.strings[snap.nodes[i + ni]]).replace(/blob:\S+/g, "blob:…").replace(/:\d{2,5}\//g, ":…/")
+      .replace(/ @\d+/g, "").slice(0, 72);
+    const key = `${types[snap.nodes[i + ti]]}\t${name}`;
+    const a = byNode.get(key) ?? { count: 0, size: 0 };
+    a.count++;
+    a.size += snap.nodes[i + si];
+    byNode.set(key, a);
+  }
+  return byNode;
+}
+
+/** The kinds a heap diff sums by: V8's compiled code, JS objects and values, the browser's (Blink's) objects. */
+const heapKind = (type) => (type === "code" ? "V8 compiled code (bytecode, optimised code, feedback)"
+  : type === "native" ? "browser objects (DOM, layout, performance entries, DevTools)"
+  : type === "synthetic" ? "synthetic (roots)" : "JS objects, strings and numbers");
+
+/** Prints what grew from snapshot `a` to `b` of one page: the sum per kind and the largest changes by node. */
+function printHeapDiff(label, a, b) {
+  const rows = [];
+  for (const [key, v] of b) {
+    const o = a.get(key) ?? { count: 0, size: 0 };
+    if (v.size !== o.size || v.count !== o.count) rows.push({ key, count: v.count - o.count, size: v.size - o.size });
+  }
+  for (const [key, v] of a) if (!b.has(key)) rows.push({ key, count: -v.count, size: -v.size });
+  const kinds = new Map();
+  for (const r of rows) {
+    const kind = heapKind(r.key.split("\t")[0]);
+    kinds.set(kind, (kinds.get(kind) ?? 0) + r.size);
+  }
+  console.log(`\nHeap snapshot diff, ${label} (self sizes; the snapshot counts the browser's objects too, getHeapUsage does not):`);
+  for (const [kind, size] of [...kinds].sort((x, y) => y[1] - x[1])) console.log(`  ${(size / 1024).toFixed(1).padStart(8)} KiB  ${kind}`);
+  console.log("  largest changes: KiB, count, kind and name");
+  rows.sort((x, y) => Math.abs(y.size) - Math.abs(x.size));
+  for (const r of rows.slice(0, 16)) console.log(`  ${(r.size / 1024).toFixed(1).padStart(8)} ${String(r.count).padStart(6)}  ${r.key.replace("\t", " ")}`);
+}
+
 /** JS source: the size of the engine's wasm memory in the context it runs in (the module is loaded there already). */
 const wasmMemorySource = (siteUrl) =>
   `import(${JSON.stringify(`${siteUrl}pkg/sgd_lab.js`)}).then((m) => m.default()).then((w) => w.memory.buffer.byteLength)`;
@@ -230,6 +290,12 @@ try {
   let closing = false;
   /** The lab's memory each time a run is done (before Run is pressed again). */
   const atDone = [];
+  /**
+   * With --heap-diff: snapshots of the lab page at the end of a run (its report on screen; the same point of its
+   * cycle both times, or the diff would be a report) once the warm-up is over and after the last sample, and of
+   * the free-play page at the first timed sample after the warm-up and after the last one.
+   */
+  const heapDiff = opts["heap-diff"] ? { lab: null, labEnd: null, free: null, wantEnd: false } : null;
   const t0 = Date.now();
   await lab.click("#run");
   // Presses Run again whenever a run is done and its figures are drawn, after sampling the lab there.
@@ -247,6 +313,9 @@ try {
           const labM = await retained(labCdp, { dom: true });
           atDone.push({ t: Math.round((Date.now() - t0) / 1000), run: atDone.length + 1, labHeap: labM.heap, labNodes: labM.nodes,
             workerHeap: (await retained(worker)).heap, workerWasm: await workerWasm() });
+          const at = { t: atDone.at(-1).t, run: atDone.length };
+          if (heapDiff && !heapDiff.lab && at.t >= warmup && at.run >= WARMUP_RUNS) heapDiff.lab = { ...at, snap: await heapSnapshot(labCdp) };
+          else if (heapDiff?.wantEnd && !heapDiff.labEnd) heapDiff.labEnd = { ...at, snap: await heapSnapshot(labCdp) };
           // A DOM click, not Playwright's: its actionability checks wait for animation frames, which hardly come in
           // a tab that is not in front (a press once took ~40 s to return while the run it started went on).
           await lab.evaluate(() => document.getElementById("run").click());
@@ -318,6 +387,7 @@ try {
       ...browserMemory(),
     };
     samples.push(s);
+    if (heapDiff && !heapDiff.free && s.t >= warmup) heapDiff.free = { t: s.t, snap: await heapSnapshot(freeCdp) };
     console.log(`| ${[s.t, s.run + 1, s.fraction.toFixed(3), s.freeStep,
       ...[s.labHeap, s.workerHeap, s.freeHeap, s.workerWasm, s.freeWasm].map((b) => (b / MIB).toFixed(2)),
       s.labNodes, s.freeNodes, s.procs, (s.rss / MIB).toFixed(1), (s.pss / MIB).toFixed(1)].join(" | ")} |`);
@@ -329,10 +399,25 @@ try {
     }
     if (errors.length) break;
   }
+  if (heapDiff?.lab && !errors.length) {
+    // the lab's second snapshot at the end of the run in progress
+    heapDiff.wantEnd = true;
+    const until = Date.now() + 300_000;
+    while (!heapDiff.labEnd && !errors.length && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+  }
   closing = true;
   await rerun;
   const pageErrors = log.filter((l) => /^\[(pageerror|error)\]/.test(l));
   if (pageErrors.length) errors.push(...pageErrors);
+  if (heapDiff && !errors.length) {
+    const { lab: a, labEnd: b, free } = heapDiff;
+    if (a && b) printHeapDiff(`the lab page at the ends of runs ${a.run} (${a.t} s) and ${b.run} (${b.t} s)`, a.snap, b.snap);
+    else say("heap diff: the lab finished no run after the warm-up and after the last sample: no lab diff");
+    if (free) {
+      const t = Math.round((Date.now() - t0) / 1000);
+      printHeapDiff(`the free-play page from ${free.t} s to ${t} s`, free.snap, await heapSnapshot(freeCdp));
+    }
+  }
   if (errors.length) {
     console.log(log.join("\n"));
     throw new Error(`the soak stopped after ${samples.at(-1)?.t ?? 0} s:\n  ${errors.join("\n  ")}`);

@@ -27,9 +27,10 @@ const E4_QUERY = `?preset=e4-schedules&scale=quick&test-hooks&patch=${encodeURIC
 
 const site = useSite();
 
-async function labPage({ webgpu = false, query }) {
+async function labPage({ webgpu = false, query, initScript }) {
   const browser = await launchBrowser({ webgpu });
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+  if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   const log = recordLog(page);
   await page.goto(`${site.server.url}${query}`);
@@ -72,6 +73,27 @@ function assertKept(partial, full) {
     assert.deepEqual(full.jobs.find((j) => j.job === job.job), job, `group ${job.job} is unchanged`);
   }
 }
+
+/**
+ * An init script for the page: every message its workers post is looked through (two levels deep) for binary
+ * data, and the types of those that carry any are kept in window.__binaryFromWorker (the group checkpoints must
+ * stay in the worker, which stores them itself: worker.js).
+ */
+const WATCH_WORKER_MESSAGES = `(() => {
+  window.__binaryFromWorker = [];
+  const binary = (v) => v instanceof ArrayBuffer || ArrayBuffer.isView(v);
+  const Plain = window.Worker;
+  window.Worker = class extends Plain {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", ({ data }) => {
+        const values = data && typeof data === "object" ? Object.values(data) : [];
+        const inner = values.flatMap((v) => (v && typeof v === "object" && !binary(v) ? Object.values(v) : []));
+        if ([...values, ...inner].some(binary)) window.__binaryFromWorker.push(data.type);
+      });
+    }
+  };
+})();`;
 
 /** The unfinished run stored in the page's IndexedDB (checkpoint.js), or null. */
 const storedRun = (page) => page.evaluate(() => new Promise((resolve, reject) => {
@@ -214,15 +236,17 @@ describe("the lab page: reload mid-run (IndexedDB checkpoint)", () => {
   });
 
   test("a reload inside a group continues that group at its stored step, and the run ends as an uninterrupted one", async (t) => {
-    const { browser, page, log } = await labPage({ query: "?preset=e4-schedules&scale=quick&cpu&test-hooks" });
+    const { browser, page, log } = await labPage({ query: "?preset=e4-schedules&scale=quick&cpu&test-hooks",
+      initScript: WATCH_WORKER_MESSAGES });
     try {
       await waitIdle(page);
       await page.click("#run");
       await page.waitForFunction(() => document.getElementById("lab").dataset.groupCheckpoint, null, { timeout: RUN_TIMEOUT_MS });
       await page.click("#pause");
       await page.waitForSelector('#lab[data-state="paused"]', { timeout: 60_000 });
-      await page.waitForTimeout(500); // a checkpoint posted just before the pause is stored too
-      const stored = await storedRun(page);
+      const stored = await storedRun(page); // the worker finishes a write before it pauses
+      assert.deepEqual(await page.evaluate(() => window.__binaryFromWorker), [],
+        "no message to the page's thread carries binary data: the worker stores the group checkpoints itself");
       const about = stored && { ...stored, json: undefined, group: stored.group?.length };
       assert.ok(stored?.group instanceof Object && stored.group.length > 0, `a mid-group checkpoint is stored: ${JSON.stringify(about)}`);
       assert.ok(stored.groupStep > 0 && stored.groupStep < stored.groupSteps, `inside the group: ${JSON.stringify(about)}`);
