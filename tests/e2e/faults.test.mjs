@@ -1,8 +1,9 @@
 // End-to-end: the lab page survives faults mid-run without losing finished work (docs/RELIABILITY.md §7).
-//   - GPU device loss: with WebGPU (SwiftShader) and ?test-hooks, the worker destroys the run's device after a
-//     group finished (device.destroy()); the page says "The GPU device was lost: <reason>", the finished groups
-//     export (JSON and CSV parse), and "Continue on the CPU" finishes the run without rerunning them (their
-//     numbers are unchanged).
+//   - GPU device loss: with WebGPU (SwiftShader) and ?test-hooks, the worker destroys the run's device inside the
+//     group after a finished one (device.destroy()), once that group has a stored checkpoint; the page says "The
+//     GPU device was lost: <reason>", the finished groups export (JSON and CSV parse), and "Continue on the CPU"
+//     finishes the run without rerunning them (their numbers are unchanged) and continues the group in progress
+//     from its checkpoint's step.
 //   - A WebGPU validation error mid-run (an invalid createBuffer outside any error scope) takes the same path:
 //     the engine's readback refuses to hand back numbers, the page says "The GPU failed: …", and "Continue on a
 //     new GPU device" finishes the run on a fresh device.
@@ -108,7 +109,7 @@ const storedRun = (page) => page.evaluate(() => new Promise((resolve, reject) =>
 }));
 
 describe("the lab page: GPU faults mid-run (WebGPU on SwiftShader)", () => {
-  test("a lost GPU device is named, the finished groups stay exportable, and the run continues on the CPU without rerunning them", async (t) => {
+  test("a lost GPU device is named, the finished groups stay exportable, and the run continues on the CPU without rerunning them, the group in progress from its checkpoint", async (t) => {
     const { browser, page, log } = await labPage({ webgpu: true, query: E4_QUERY });
     try {
       await waitIdle(page);
@@ -116,6 +117,19 @@ describe("the lab page: GPU faults mid-run (WebGPU on SwiftShader)", () => {
       await page.click("#run");
       await page.waitForSelector('#jobs li[data-state="done"]', { timeout: RUN_TIMEOUT_MS });
       assert.equal(await page.locator("#jobs li").count(), 4, "e4 plans four groups");
+      // Pause inside the group in progress once it has a stored checkpoint (again if it ended just before the pause).
+      let stored = null;
+      for (let attempt = 0; !stored?.group; attempt += 1) {
+        assert.ok(attempt < 3, "a checkpoint inside a group is stored before the group ends");
+        if (attempt > 0) await page.click("#pause"); // resume
+        await page.waitForFunction(() => {
+          const ck = document.getElementById("lab").dataset.groupCheckpoint;
+          return ck && document.querySelector(`#jobs li[data-job="${ck.split(":")[0]}"]`)?.dataset.state === "running";
+        }, null, { timeout: RUN_TIMEOUT_MS, polling: 100 });
+        await page.click("#pause");
+        await page.waitForSelector('#lab[data-state="paused"]', { timeout: 60_000 });
+        stored = await storedRun(page);
+      }
       await page.evaluate(() => window.__labTest.destroyDevice());
       await waitState(page, log, "failed", 60_000);
 
@@ -125,7 +139,10 @@ describe("the lab page: GPU faults mid-run (WebGPU on SwiftShader)", () => {
       assert.match(text, /^The GPU device was lost: .*reason: destroyed/);
       assert.equal(await page.getAttribute("#gpu-fault", "data-lost"), "1");
       assert.ok(await page.isVisible("#continue-cpu") && await page.isVisible("#continue-gpu"));
-      assert.match(await page.textContent("#gpu-fault-help"), /finished groups? \(of 4\) are kept/);
+      const help = await page.textContent("#gpu-fault-help");
+      assert.match(help, /finished groups? \(of 4\) are kept/);
+      assert.ok(help.includes(`group ${stored.groupJob + 1} continues at step ${stored.groupStep} of ${stored.groupSteps}`), help);
+      assert.equal(await page.getAttribute("#gpu-fault", "data-group-step"), `${stored.groupJob}:${stored.groupStep}`);
 
       const partial = JSON.parse(await downloadText(page, "#export-json", "faults-lost-partial.json"));
       assert.ok(partial.jobs.length >= 1 && partial.jobs.length < partial.planned_jobs,
@@ -134,6 +151,10 @@ describe("the lab page: GPU faults mid-run (WebGPU on SwiftShader)", () => {
       assert.equal(rows.length, partial.jobs.reduce((a, j) => a + j.models.length, 0), "one CSV row per model of the finished groups");
 
       await page.click("#continue-cpu");
+      const bar = `#jobs li[data-job="${stored.groupJob}"] progress[data-first-step]`;
+      await page.waitForSelector(bar, { timeout: 60_000 });
+      assert.equal(await page.getAttribute(bar, "data-first-step"), String(stored.groupStep),
+        "the group in progress continues on the CPU from the GPU's checkpoint, not from its start");
       await waitState(page, log, "done");
       assert.equal(await page.getAttribute("#lab-engine", "data-kind"), "cpu", "continued on the CPU");
       assert.ok(await page.isHidden("#gpu-fault"));

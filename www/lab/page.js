@@ -26,7 +26,8 @@
 //
 // GPU faults: when the run's WebGPU device is lost (or a GPU step fails: a shader or pipeline error), the worker
 // says why (gpu-failed); the page shows "The GPU device was lost: <reason>" (#gpu-fault), keeps the results of
-// the finished groups (exports work) and offers to continue from them on a new GPU device or on the CPU.
+// the finished groups (exports work) and offers to continue from them on a new GPU device or on the CPU; after a
+// lost device the group in progress continues from its last stored checkpoint (#gpu-fault[data-group-step]).
 // Reload mid-run: after every finished group the worker stores the run's results JSON, preset, scale and patch in
 // IndexedDB (checkpoint.js: one entry, the latest unfinished run), and inside a group every 30 s a checkpoint of
 // that group in the same entry (the worker writes, not this thread: up to ~32 MB each); it says so with `stored`.
@@ -619,32 +620,54 @@ function offerContinue(results, json) {
 }
 
 /**
- * A GPU run that cannot go on (its device was lost, or a GPU step failed): say so plainly, keep the results of
- * the finished groups for export, and offer to continue from them on a new GPU device or on the CPU.
+ * The checkpoint of the group in progress that the worker stored (checkpoint.js), if it continues `results`
+ * (the same plan and finished groups): {bytes, job, step, steps, done}, or null.
  */
-function onGpuFailed(msg) {
-  $("lab").dataset.runEnd = String(performance.now());
+async function storedGroupOf(results) {
+  const entry = await loadCheckpoint().catch(() => null);
+  if (!entry?.group) return null;
+  const stored = JSON.parse(entry.json);
+  if (stored.jobs.length !== results.jobs.length || JSON.stringify(stored.config) !== JSON.stringify(results.config)) return null;
+  return { bytes: entry.group, job: entry.groupJob, step: entry.groupStep, steps: entry.groupSteps, done: entry.done };
+}
+
+/**
+ * A GPU run that cannot go on (its device was lost, or a GPU step failed): say so plainly, keep the results of
+ * the finished groups for export, and offer to continue from them on a new GPU device or on the CPU. After a
+ * lost device the group in progress continues from its last checkpoint (read back before the loss, so as
+ * trustworthy as the finished groups); after a GPU error it starts again, since the error may predate that
+ * checkpoint.
+ */
+async function onGpuFailed(msg) {
   const r = state.run;
   const json = msg.json ?? state.saved?.json ?? null;
   const results = json ? JSON.parse(json) : null;
+  const resumable = results && results.config.experiment.kind !== "interpolation";
+  const group = msg.lost && resumable ? await storedGroupOf(results) : null;
+  $("lab").dataset.runEnd = String(performance.now());
   if (msg.json) state.saved = { id: r.id, scale: r.scale, json: msg.json, csv: msg.csv };
   setParamsJobs([]); // the failed run's Experiment is gone with its device
   const li = r.current != null ? $("jobs").querySelector(`li[data-job="${r.current}"]`) : null;
   if (li && li.dataset.state === "running") li.dataset.state = "failed";
   const done = results?.jobs.length ?? 0;
   const blocked = results && done > 0 && results.config.experiment.kind === "interpolation";
-  state.fault = { json: done > 0 && !blocked ? json : null };
+  state.fault = { json: (done > 0 || group) && !blocked ? json : null, group };
   const sentence = (text) => `${String(text).replace(/[\s.]+$/, "")}.`; // the engine's text may end in ".\n."
   const what = msg.lost ? `The GPU device was lost: ${sentence(msg.lost)}` : `The GPU failed: ${sentence(msg.message)}`;
   $("gpu-fault-text").textContent = what;
   $("gpu-fault").dataset.lost = msg.lost ? "1" : "0";
   const again = !state.fault.json;
+  const where = group ? `group ${group.job + 1} continues at step ${group.step} of ${group.steps}, its last checkpoint` : "";
+  if (group) $("gpu-fault").dataset.groupStep = `${group.job}:${group.step}`;
+  else delete $("gpu-fault").dataset.groupStep;
   $("gpu-fault-help").textContent = done === 0
-    ? "No group had finished, so there is nothing to keep: the run can start again on a new GPU device or on the CPU."
+    ? (group ? `No group had finished, but group ${group.job + 1} was saved at step ${group.step} of ${group.steps}: ` +
+        "continue from there on a new GPU device or on the CPU."
+      : "No group had finished, so there is nothing to keep: the run can start again on a new GPU device or on the CPU.")
     : `The results of the ${done} finished group${done === 1 ? "" : "s"} (of ${results.planned_jobs}) are kept: save them ` +
       "with the export buttons, or " + (blocked
         ? "run the preset again (an interpolation preset cannot continue from saved results)."
-        : "continue the run from them on a new GPU device or on the CPU (the finished groups are not rerun).");
+        : `continue the run from them on a new GPU device or on the CPU (the finished groups are not rerun${group ? `; ${where}` : ""}).`);
   $("continue-gpu").textContent = again ? "Run again on a new GPU device" : "Continue on a new GPU device";
   $("continue-cpu").textContent = again ? "Run again on the CPU" : "Continue on the CPU";
   $("gpu-fault").hidden = false;
@@ -791,7 +814,7 @@ function onMessage(msg) {
       onImported(msg);
       break;
     case "gpu-failed":
-      onGpuFailed(msg);
+      onGpuFailed(msg).catch((e) => showError(`the GPU failure could not be shown: ${e.message}`));
       break;
     case "params":
       download(`${state.saved?.id ?? "sgd-lab"}-group-${msg.job + 1}-params.safetensors`, msg.bytes, "application/octet-stream");
@@ -850,7 +873,8 @@ for (const [button, gpu] of [["continue-gpu", true], ["continue-cpu", false]]) {
   $(button).addEventListener("click", () => {
     const json = state.fault?.json;
     const scale = state.run?.scale;
-    startRun(json ? { json, gpu, scale } : { gpu });
+    const group = state.fault?.group;
+    startRun(json ? { json, gpu, scale, group: group?.bytes, storedDone: group?.done } : { gpu });
   });
 }
 $("resume-run").addEventListener("click", () => {
