@@ -1,8 +1,10 @@
 // The lab's checkpoint of an unfinished run, in this browser's IndexedDB, so that a reload (or a closed tab)
-// mid-run loses at most the last 30 s of training: after every finished group the page stores the run's results
-// JSON (the engine's own format, which `Experiment.resume` continues without rerunning a finished group) with the
-// preset, scale and merge patch it was started with, and every 30 s inside a group a checkpoint of that group
-// (bytes from `Experiment.checkpoint`), from which `Experiment.resume` continues it at its step. On load the page offers to resume it or discard it.
+// mid-run loses at most the last 30 s of training: after every finished group the lab's worker stores the run's
+// results JSON (the engine's own format, which `Experiment.resume` continues without rerunning a finished group)
+// with the preset, scale and merge patch it was started with, and every 30 s inside a group a checkpoint of that
+// group (bytes from `Experiment.checkpoint`), from which `Experiment.resume` continues it at its step. The worker
+// writes (worker.js: the bytes stay off the page's thread); the page reads the entry on load, offers to resume or
+// discard it, deletes it, and after a lost GPU device continues the group in progress from it. Used in both.
 //
 // What is stored: only the user's own last unfinished run and its settings; nothing leaves the machine. How much:
 // ONE entry (MAX_ENTRIES), under a fixed key: a new run's checkpoint replaces the previous one, and the entry is
