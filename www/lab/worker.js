@@ -21,7 +21,7 @@
 // momentum, sampler and schedule state) with those results, from which Experiment.resume (third argument)
 // continues the group at its step. Why here and not on the page: a group checkpoint is up to ~32 MB (E1 at the
 // default scale), and storing one from the page's thread held that thread for 52–351 ms (measured in
-// headless chromium, docs/RELIABILITY.md §4) while its figures animate; here the run waits that long instead.
+// headless chromium, docs/RELIABILITY.md §7) while its figures animate; here the run waits that long instead.
 // The worker awaits each write before it trains on, so the page's deletion of the entry (on finished, posted
 // after the last write) always comes after it: one writer, in order. After each write it posts `stored`.
 //
