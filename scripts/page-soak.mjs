@@ -296,8 +296,17 @@ try {
    * the free-play page at the first timed sample after the warm-up and after the last one.
    */
   const heapDiff = opts["heap-diff"] ? { lab: null, labEnd: null, free: null, wantEnd: false } : null;
+  /**
+   * The lab's runs by #lab[data-run-start] (set with the fraction's reset to 0 when Run is pressed, in one task) →
+   * the run's index from 0, recorded when the soak presses Run: progress = the run's index + its fraction, read
+   * together, so a finished run is never counted twice. (Indexing the starts the samples happen to see instead
+   * would count only one run per sample: the first one-hour soak's table said 61 runs where 430 had finished.)
+   */
+  const runIndex = new Map();
+  const labRunStart = () => lab.evaluate(() => document.getElementById("lab").dataset.runStart);
   const t0 = Date.now();
   await lab.click("#run");
+  runIndex.set(await labRunStart(), 0);
   // Presses Run again whenever a run is done and its figures are drawn, after sampling the lab there.
   const rerun = (async () => {
     while (!closing) {
@@ -321,6 +330,7 @@ try {
           await lab.evaluate(() => document.getElementById("run").click());
           await lab.waitForFunction(() => document.getElementById("lab").dataset.state !== "done", null,
             { timeout: 60_000, polling: 250 });
+          runIndex.set(await labRunStart(), atDone.length);
         }
       } catch (e) {
         if (!closing) errors.push(`[soak] pressing Run again: ${e.message.split("\n")[0]}`);
@@ -354,11 +364,6 @@ try {
     ` RSS ${100 * RSS_MARGIN} % or ${RSS_FLOOR_MIB} MiB)`);
   /** Per tab: the largest progress seen and when (a stall is STALL_S without growth). */
   const progressed = { lab: { value: -1, t: 0 }, free: { value: -1, t: 0 } };
-  /**
-   * The lab's runs by #lab[data-run-start] (set with the fraction's reset to 0 when Run is pressed, in one task):
-   * progress = the run's index + its fraction, read together, so a finished run is never counted twice.
-   */
-  const runIndex = new Map();
   const header = ["t (s)", "lab run", "lab frac", "free step", "lab heap MiB", "worker heap MiB", "free heap MiB",
     "worker wasm MiB", "free wasm MiB", "lab nodes", "free nodes", "processes", "RSS MiB", "PSS MiB"];
   console.log(`| ${header.join(" | ")} |`);
@@ -368,7 +373,8 @@ try {
     if (errors.length || log.some((l) => /^\[(pageerror|error)\]/.test(l))) break;
     const labNow = await lab.evaluate(() => ({ start: document.getElementById("lab").dataset.runStart,
       fraction: Number(document.getElementById("progress-text").dataset.fraction) }));
-    if (!runIndex.has(labNow.start)) runIndex.set(labNow.start, runIndex.size);
+    // a start not recorded yet: Run was just pressed again, and the new run's index is the number finished
+    const run = runIndex.get(labNow.start) ?? atDone.length;
     const freeState = await free.evaluate(() => ({ state: document.body.dataset.state,
       step: Number(document.getElementById("metrics").dataset.step || 0),
       curveSteps: Number(document.getElementById("loss-chart").dataset.steps || document.getElementById("loss-chart").dataset.points) }));
@@ -376,7 +382,7 @@ try {
     const freeM = await retained(freeCdp, { dom: true });
     const s = {
       t: Math.round((Date.now() - t0) / 1000),
-      run: runIndex.get(labNow.start), fraction: labNow.fraction, freeStep: Math.max(freeState.step, freeState.curveSteps), freeState: freeState.state,
+      run, fraction: labNow.fraction, freeStep: Math.max(freeState.step, freeState.curveSteps), freeState: freeState.state,
       labHeap: labM.heap,
       workerHeap: (await retained(worker)).heap,
       freeHeap: freeM.heap,
