@@ -154,16 +154,17 @@ async function addData(ex) {
 const resumable = (results) => results.config.experiment.kind !== "interpolation";
 
 /**
- * Stores the run after a finished group (the results so far), unless it has finished or cannot be continued, or
- * the stored entry holds these groups already (a resumed run's first results: that entry may hold its group's
- * checkpoint too, which is kept). A failed write is reported, and the run goes on.
+ * Stores the run after a finished group (the results so far), unless it has finished, or the stored entry holds
+ * these groups already (a resumed run's first results: that entry may hold its group's checkpoint too, which is
+ * kept). A failed write is reported, and the run goes on.
  */
 async function storeAfterGroup(storeAs, results, json) {
   const done = results.jobs.length;
-  if (done === 0 || done >= results.planned_jobs || !resumable(results) || done === storeAs.storedDone) return;
+  storeAs.done = done;
+  if (done === 0 || done >= storeAs.planned || done === storeAs.storedDone) return;
   storeAs.storedDone = done;
   try {
-    await saveCheckpoint({ id: storeAs.id, scale: storeAs.scale, patch: storeAs.patch, json, done, planned: results.planned_jobs });
+    await saveCheckpoint({ id: storeAs.id, scale: storeAs.scale, patch: storeAs.patch, json, done, planned: storeAs.planned });
     post({ type: "stored", done });
   } catch (e) {
     post({ type: "stored", error: `the run could not be saved in this browser for a reload (IndexedDB: ${message(e)}); ` +
@@ -173,12 +174,10 @@ async function storeAfterGroup(storeAs, results, json) {
 
 /** Stores a checkpoint of the group in progress (`at`: its last progress event) with the results so far. */
 async function storeInsideGroup(storeAs, json, bytes, at) {
-  const results = JSON.parse(json);
-  if (!resumable(results)) return;
-  const done = results.jobs.length;
+  const { done, planned } = storeAs;
   try {
-    await saveCheckpoint({ id: storeAs.id, scale: storeAs.scale, patch: storeAs.patch, json, done,
-      planned: results.planned_jobs, group: bytes, groupJob: at.job, groupStep: at.step, groupSteps: at.steps });
+    await saveCheckpoint({ id: storeAs.id, scale: storeAs.scale, patch: storeAs.patch, json, done, planned,
+      group: bytes, groupJob: at.job, groupStep: at.step, groupSteps: at.steps });
     post({ type: "stored", done, job: at.job, step: at.step });
   } catch (e) {
     post({ type: "stored", error: `the group in progress could not be saved in this browser for a reload (IndexedDB: ${message(e)}); it goes on` });
@@ -195,8 +194,9 @@ async function run(msg) {
   const lostError = lostSignal.then(() => { throw new Error("the GPU device was lost"); });
   lostError.catch(() => {}); // awaited only while a step runs
   current = run;
-  // How the run is stored for a reload (null: not at all); storedDone: the finished groups the entry holds already.
-  const storeAs = storeCheckpoints && msg.storeAs ? { ...msg.storeAs, storedDone: msg.storedDone ?? null } : null;
+  // How the run is stored for a reload (null: not at all); storedDone: the finished groups the entry holds already;
+  // done and planned: the run's finished and planned groups (set below).
+  let storeAs = storeCheckpoints && msg.storeAs ? { ...msg.storeAs, storedDone: msg.storedDone ?? null } : null;
   last?.free();
   last = null;
   let keep = false;
@@ -206,6 +206,8 @@ async function run(msg) {
       : await Experiment.fromPreset(msg.id, msg.patch ? JSON.stringify(msg.patch) : null, msg.preferGpu);
     const { ex } = run;
     const results = ex.results();
+    if (storeAs && !resumable(results)) storeAs = null;
+    else if (storeAs) Object.assign(storeAs, { done: results.jobs.length, planned: results.planned_jobs });
     post({ type: "started", backend: ex.backend, onGpu: ex.onGpu, fallbackReason: ex.fallbackReason ?? null,
       jobs: plainJobs(ex), needed: ex.neededDatasets, config: results.config, fraction: ex.fraction });
     if (results.jobs.length) post({ type: "results", results, json: ex.resultsJson(), csv: ex.resultsCsv() });
