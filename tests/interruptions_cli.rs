@@ -9,7 +9,7 @@
 #![cfg(all(unix, not(target_arch = "wasm32")))]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sgd_lab::experiments::results::ExperimentResults;
@@ -94,6 +94,19 @@ fn params(dir: &Path) -> Vec<(String, Vec<u32>)> {
         .collect()
 }
 
+/// Waits until the running `child` has written `file` (`what`, for the messages), then SIGKILLs it. The 5-minute
+/// limit is a watchdog against a hang, not a timing check; the child must still be running when the file appears.
+fn kill_once_it_writes(child: &mut Child, file: &Path, what: &str) {
+    let start = Instant::now();
+    while !file.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before {what} appeared");
+        assert!(start.elapsed() < Duration::from_secs(300), "no {what} after 5 minutes");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_run_killed_after_its_first_checkpoint_resumes_to_results_and_parameters_bit_identical_to_an_uninterrupted_run() {
     let root = scratch("run");
@@ -102,14 +115,7 @@ fn a_run_killed_after_its_first_checkpoint_resumes_to_results_and_parameters_bit
 
     let cut = root.join("cut");
     let mut child = command(&preset, &cut).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let start = Instant::now();
-    while !cut.join("results.json").exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint appeared");
-        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_once_it_writes(&mut child, &cut.join("results.json"), "its first checkpoint");
     let saved = results(&cut);
     assert!(
         !saved.jobs.is_empty() && saved.jobs.len() < saved.planned_jobs,
@@ -135,14 +141,7 @@ fn a_run_killed_inside_a_group_resumes_that_group_at_its_checkpoint_to_results_a
     let cut = root.join("cut");
     let ckpt = cut.join("checkpoint.safetensors");
     let mut child = command(&preset, &cut).args(["--checkpoint-every", "0.05"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let start = Instant::now();
-    while !ckpt.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before a mid-group checkpoint appeared");
-        assert!(start.elapsed() < Duration::from_secs(300), "no mid-group checkpoint after 5 minutes");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL, inside the group whose checkpoint just appeared
-    child.wait().unwrap();
+    kill_once_it_writes(&mut child, &ckpt, "a mid-group checkpoint"); // inside the group whose checkpoint just appeared
     assert!(ckpt.exists(), "the group was still training when killed (its checkpoint is removed once it finishes)");
     let done = if cut.join("results.json").exists() { results(&cut).jobs.len() } else { 0 };
 
