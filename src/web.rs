@@ -279,7 +279,7 @@ impl Lab {
             let mut t = trainer
                 .try_borrow_mut()
                 .map_err(|_| JsValue::from(JsError::new("Lab.sharpness() called while a step is running")))?;
-            let sh = crate::train::SharpnessSchedule { every: 1, examples, iterations: iterations.unwrap_or(20), trace: true };
+            let sh = crate::train::SharpnessSchedule { every: 1, examples, iterations: iterations.unwrap_or(20), trace: true, trace_samples: None };
             let event = t.measure_curvature(&sh).await.map_err(|e| JsValue::from(to_js(e)))?;
             let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
             event.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))

@@ -366,6 +366,8 @@ fn synthetic_sweep(f: impl Fn(f64, f64) -> f64) -> ExperimentResults {
                     lambda_max: Some(lam),
                     trace: None,
                     trace_std_error: None,
+                    trace_samples: None,
+                    probe_seed: None,
                     sharpness: Vec::new(),
                 });
             }
@@ -474,4 +476,41 @@ fn a_mid_group_checkpoint_of_another_config_or_shard_is_refused_and_one_of_a_fin
     assert_eq!(later.resume_group(&bytes).unwrap(), None, "group 1 finished after its checkpoint");
     let e = later.resume_group(&bytes[..bytes.len() / 2]).unwrap_err().to_string();
     assert!(e.contains("not a usable checkpoint"), "{e}");
+}
+
+fn run_patched(json: &str, patch: &str) -> ExperimentRun {
+    let cfg = ExperimentConfig::from_json_with_patch(json, Some(patch)).unwrap();
+    let mut run = ExperimentRun::new(cfg, None, cpu(), synthetic(), None, HashMap::new()).unwrap();
+    drive(&mut run, None);
+    run
+}
+
+#[test]
+fn the_trace_takes_at_most_analysis_trace_samples_probes_and_each_model_records_its_count_and_probe_seed() {
+    // TINY_SWEEP runs 6 Lanczos steps: the trace used to take as many probes, whatever trace_samples said.
+    for samples in [3usize, 14] {
+        let run = run_patched(TINY_SWEEP, &format!(r#"{{"analysis": {{"trace_samples": {samples}}}}}"#));
+        for m in run.results().models() {
+            let used = m.trace_samples.expect("a trace was measured");
+            // A model stops early only after 10 samples (and a standard error under 0.1 %).
+            assert!(used == samples || (10..samples).contains(&used), "{} took {used} of {samples} samples", m.tag.label);
+            assert!(m.probe_seed.is_some() && m.trace.is_some());
+        }
+    }
+    let json = run_patched(TINY_SWEEP, r#"{"analysis": {"trace_samples": 3}}"#).results().to_json();
+    assert!(json.contains("\"trace_samples\": 3") && json.contains("\"probe_seed\""), "results.json records them");
+    let none = run_patched(TINY_SWEEP, r#"{"analysis": {"trace_samples": 0}}"#);
+    assert!(none.results().models().all(|m| m.trace.is_none() && m.trace_samples.is_none() && m.lambda_max.is_some()), "0 samples: no trace");
+}
+
+#[test]
+fn a_models_lambda_max_and_trace_do_not_change_when_other_models_join_its_group() {
+    // η = 0.2, B = 8, seed 2: alone in its group, then fourth of four (two η × two seeds).
+    let alone = run_patched(TINY_SWEEP, r#"{"experiment": {"lrs": [0.2], "batch_sizes": [8], "extra_budgets": []}, "seeds": [2]}"#);
+    let crowd = run_patched(TINY_SWEEP, r#"{"experiment": {"lrs": [0.05, 0.2], "batch_sizes": [8], "extra_budgets": []}, "seeds": [1, 2]}"#);
+    let a = alone.results().models().next().unwrap();
+    let c = crowd.results().models().find(|m| m.tag.lr == 0.2 && m.tag.seed == 2).unwrap();
+    assert_eq!((a.slot, c.slot), (0, 3));
+    assert_eq!(a.last, c.last, "training does not depend on the group either");
+    assert_eq!((a.lambda_max, a.trace, a.trace_std_error, a.trace_samples, a.probe_seed), (c.lambda_max, c.trace, c.trace_std_error, c.trace_samples, c.probe_seed));
 }

@@ -226,7 +226,7 @@ fn known_quadratics() -> (DenseOperator, [[f64; 12]; 2]) {
 #[test]
 fn lanczos_recovers_a_known_spectrum_exactly_and_power_iteration_its_dominant_eigenvalue() {
     let (mut op, spectra) = known_quadratics();
-    let res = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: 4, iterations: 12, seed: 3 })).unwrap();
+    let res = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: 4, iterations: 12, seed: 3, ..Default::default() })).unwrap();
     for m in 0..2 {
         let mut want = spectra[m].to_vec();
         want.sort_by(|a, b| b.total_cmp(a));
@@ -259,7 +259,7 @@ fn lanczos_gives_the_same_bits_on_one_thread_and_on_several() {
             }
         }
     }
-    let opts = LanczosOptions { top_k: 3, iterations: 25, seed: 5 };
+    let opts = LanczosOptions { top_k: 3, iterations: 25, seed: 5, ..Default::default() };
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let mut op = DenseOperator { n, matrices: matrices.clone() };
@@ -275,4 +275,55 @@ fn lanczos_gives_the_same_bits_on_one_thread_and_on_several() {
             assert_eq!(one[m].iterations, many[m].iterations);
         }
     }
+}
+
+/// One of the two known quadratics alone, as a K = 1 operator.
+fn alone(op: &DenseOperator, m: usize) -> DenseOperator {
+    let nn = op.n * op.n;
+    DenseOperator { n: op.n, matrices: op.matrices[m * nn..(m + 1) * nn].to_vec() }
+}
+
+#[test]
+fn with_per_model_seeds_a_models_lanczos_and_hutchinson_results_do_not_depend_on_its_batch_mates() {
+    let (mut pair, _) = known_quadratics();
+    // Model 1 of the pair has seed 77; alone (K = 1, slot 0) it keeps seed 77 and must get the same bits.
+    let seeds = vec![5, 77];
+    let lz = LanczosOptions { top_k: 2, iterations: 6, model_seeds: seeds.clone(), ..Default::default() };
+    let hz = HutchinsonOptions { max_samples: 7, model_seeds: seeds.clone(), ..Default::default() };
+    let in_pair = (pollster::block_on(lanczos(&mut pair, &lz)).unwrap(), pollster::block_on(hutchinson(&mut pair, &hz)).unwrap());
+    let mut single = alone(&pair, 1);
+    let lz1 = LanczosOptions { model_seeds: vec![77], ..lz.clone() };
+    let hz1 = HutchinsonOptions { model_seeds: vec![77], ..hz.clone() };
+    let by_itself = (pollster::block_on(lanczos(&mut single, &lz1)).unwrap(), pollster::block_on(hutchinson(&mut single, &hz1)).unwrap());
+    assert_eq!(in_pair.0[1], by_itself.0[0], "Lanczos (6 steps, not converged) of the model alone and beside another");
+    assert_eq!(in_pair.1[1], by_itself.1[0], "Hutchinson of the model alone and beside another");
+    assert_eq!(in_pair.1[1].samples, 7, "at most max_samples, all taken (fewer than min_samples)");
+    // Another seed gives another (unconverged) estimate: the seed is what the probes come from.
+    let other = pollster::block_on(hutchinson(&mut single, &HutchinsonOptions { model_seeds: vec![78], ..hz1 })).unwrap();
+    assert_ne!(other[0].trace, by_itself.1[0].trace);
+    // A seed list of the wrong length is refused by name.
+    let e = pollster::block_on(hutchinson(&mut pair, &HutchinsonOptions { model_seeds: vec![1], ..Default::default() })).unwrap_err();
+    assert!(e.to_string().contains("model_seeds"), "{e}");
+}
+
+#[test]
+fn lanczos_ritz_vectors_are_unit_eigenvectors_of_the_known_spectrum() {
+    let (mut op, spectra) = known_quadratics();
+    let res = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: 3, iterations: 12, seed: 3, vectors: true, ..Default::default() })).unwrap();
+    let n = op.n;
+    for m in 0..2 {
+        let a = DMatrix::from_row_slice(n, n, &op.matrices[m * n * n..(m + 1) * n * n]);
+        let mut want = spectra[m].to_vec();
+        want.sort_by(|a, b| b.total_cmp(a));
+        assert_eq!(res[m].vectors.len(), 3);
+        for (j, y) in res[m].vectors.iter().enumerate() {
+            let y = nalgebra::DVector::from_column_slice(y);
+            assert!((y.norm() - 1.0).abs() < 1e-12, "unit length");
+            let r = (&a * &y - &y * want[j]).norm();
+            assert!(r < 1e-8, "model {m} vector {j}: ‖A y − λ y‖ = {r:e}");
+        }
+    }
+    let plain = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: 3, iterations: 12, seed: 3, ..Default::default() })).unwrap();
+    assert!(plain.iter().all(|r| r.vectors.is_empty()), "no vectors unless asked");
+    assert_eq!(plain[0].eigenvalues, res[0].eigenvalues, "asking for vectors changes no eigenvalue");
 }

@@ -162,7 +162,7 @@ fn a_sharpness_schedule_records_lambda_max_every_m_steps_matching_a_direct_lancz
     let sharp: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Sharpness { .. })).collect();
     assert_eq!(sharp.len(), 3, "{events:?}");
     assert!(matches!(events[events.len() - 2], Event::Sharpness { step: 90, .. }), "Sharpness comes before Finished");
-    let Event::Sharpness { step, examples, lambda_max, trace, trace_std_error, stability_threshold } = sharp[2] else { unreachable!() };
+    let Event::Sharpness { step, examples, lambda_max, trace, trace_std_error, stability_threshold, probe_seeds, .. } = sharp[2] else { unreachable!() };
     assert_eq!((*step, *examples), (90, 100));
     assert_eq!(trace.as_ref().unwrap().len(), 2);
     assert!(trace_std_error.as_ref().unwrap().iter().all(|s| *s >= 0.0));
@@ -171,12 +171,12 @@ fn a_sharpness_schedule_records_lambda_max_every_m_steps_matching_a_direct_lancz
         let Event::Sharpness { step, .. } = e else { unreachable!() };
         assert_eq!(*step, 30 * (i + 1));
     }
-    // The same Lanczos (seed = step) on the final parameters, called directly.
+    // The same Lanczos (each model's probe seed, as the event records it) on the final parameters, called directly.
     let data = t.data().clone();
     let b = t.backend_mut();
     let h = b.upload_dataset(&data).unwrap();
     let mut op = BackendOperator::new(b, Subset::first(h, data.n, 100));
-    let direct = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: 1, iterations: 10, seed: 90 })).unwrap();
+    let direct = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: 1, iterations: 10, model_seeds: probe_seeds.clone(), ..Default::default() })).unwrap();
     for m in 0..2 {
         assert!(lambda_max[m] > 0.0);
         assert!((lambda_max[m] - direct[m].eigenvalues[0]).abs() <= 1e-12 * lambda_max[m], "{} vs {}", lambda_max[m], direct[m].eigenvalues[0]);

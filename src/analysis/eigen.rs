@@ -13,19 +13,39 @@ use crate::backend::cpu::par;
 use crate::error::Result;
 
 /// Settings of [`lanczos`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LanczosOptions {
     /// Eigenvalues wanted per model (largest first).
     pub top_k: usize,
     /// Lanczos steps (HVPs); capped by the dimension.
     pub iterations: usize,
-    /// Seed of the random start vectors (model m uses stream m).
+    /// Seed of the random start vectors when `model_seeds` is empty: model m uses stream m of it, so its
+    /// start vector depends on its slot in the batch.
     pub seed: u64,
+    /// One seed per model (stream 0 of each, see [`super::probe_rng`]): a model's start vector then
+    /// follows the model, whatever else shares its batch. Empty: `seed` with one stream per slot.
+    pub model_seeds: Vec<u64>,
+    /// Also return the Ritz vectors of the `top_k` eigenvalues ([`LanczosResult::vectors`]).
+    pub vectors: bool,
 }
 
 impl Default for LanczosOptions {
     fn default() -> Self {
-        LanczosOptions { top_k: 1, iterations: 20, seed: 0 }
+        LanczosOptions { top_k: 1, iterations: 20, seed: 0, model_seeds: Vec::new(), vectors: false }
+    }
+}
+
+impl LanczosOptions {
+    /// The generator of model `m`'s start vector.
+    fn start_rng(&self, m: usize) -> ChaCha8Rng {
+        match self.model_seeds.get(m) {
+            Some(&s) => super::probe_rng(s, super::LANCZOS_STREAM),
+            None => {
+                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+                rng.set_stream(m as u64);
+                rng
+            }
+        }
     }
 }
 
@@ -38,6 +58,10 @@ pub struct LanczosResult {
     pub residuals: Vec<f64>,
     /// Lanczos steps taken for this model.
     pub iterations: usize,
+    /// With [`LanczosOptions::vectors`]: the unit Ritz vector of each eigenvalue (`Q·s`, in the operator's
+    /// dimension), in the same order; empty otherwise.
+    #[serde(skip)]
+    pub vectors: Vec<Vec<f64>>,
 }
 
 /// Relative size of β below which the Krylov space counts as exhausted.
@@ -48,10 +72,12 @@ const BREAKDOWN: f64 = 1e-10;
 pub async fn lanczos<H: HvpOperator>(op: &mut H, opts: &LanczosOptions) -> Result<Vec<LanczosResult>> {
     let (k, n) = (op.models(), op.dim());
     let steps = opts.iterations.min(n).max(1);
+    if !opts.model_seeds.is_empty() && opts.model_seeds.len() != k {
+        return Err(crate::error::LabError::config("model_seeds", format!("give one seed per model ({k}), got {}", opts.model_seeds.len())));
+    }
     let mut models: Vec<ModelLanczos> = (0..k)
         .map(|m| {
-            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-            rng.set_stream(m as u64);
+            let mut rng = opts.start_rng(m);
             let mut v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
             let s = norm(&v);
             v.iter_mut().for_each(|x| *x /= s);
@@ -97,10 +123,22 @@ pub async fn lanczos<H: HvpOperator>(op: &mut H, opts: &LanczosOptions) -> Resul
             order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
             let last_beta = beta.last().copied().unwrap_or(0.0);
             let top: Vec<usize> = order.into_iter().take(opts.top_k).collect();
+            // Ritz vector of Ritz value i: Σ_j q_j · s_{j,i} over the t Lanczos vectors that made the tridiagonal.
+            let ritz = |i: usize| -> Vec<f64> {
+                let mut y = vec![0.0; n];
+                for (j, qj) in s.q.iter().take(t).enumerate() {
+                    let c = vecs[j * t + i];
+                    y.iter_mut().zip(qj).for_each(|(a, b)| *a += c * b);
+                }
+                let len = norm(&y).max(f64::MIN_POSITIVE);
+                y.iter_mut().for_each(|a| *a /= len);
+                y
+            };
             LanczosResult {
                 eigenvalues: top.iter().map(|&i| vals[i]).collect(),
                 residuals: top.iter().map(|&i| (last_beta * vecs[(t - 1) * t + i]).abs()).collect(),
                 iterations: t,
+                vectors: if opts.vectors { top.iter().map(|&i| ritz(i)).collect() } else { Vec::new() },
             }
         })
         .collect())

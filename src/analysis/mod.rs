@@ -125,6 +125,35 @@ impl HvpOperator for DenseOperator {
     }
 }
 
+/// Stream of a model's probe seed that [`eigen::lanczos`] draws its start vector from.
+pub const LANCZOS_STREAM: u64 = 0;
+/// Stream of a model's probe seed that [`trace::hutchinson`] draws its Rademacher vectors from.
+pub const HUTCHINSON_STREAM: u64 = 1;
+
+/// The random generator of one model's probes: ChaCha8 seeded with `seed` (rand_chacha's `seed_from_u64`),
+/// on `stream` ([`LANCZOS_STREAM`] or [`HUTCHINSON_STREAM`]), so the Lanczos start and the Hutchinson
+/// vectors of one seed are independent.
+pub fn probe_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// A seed made of `parts` in order: SplitMix64's finaliser applied to `h ^ part` for each part, starting
+/// from `h = 0x9E37_79B9_7F4A_7C15`. Written out so another implementation can rebuild a recorded probe
+/// seed from what it is made of (docs/hessian.md).
+pub fn mix_seed(parts: &[u64]) -> u64 {
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
+    for &p in parts {
+        let mut z = h ^ p;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    h
+}
+
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -1,14 +1,13 @@
 //! Hutchinson's estimator of each model's Hessian trace: `tr H = E[zᵀHz]` for Rademacher `z` (±1 entries).
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use serde::Serialize;
 
 use super::{dot, HvpOperator};
 use crate::error::Result;
 
 /// Settings of [`hutchinson`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct HutchinsonOptions {
     /// At most this many samples (HVPs).
     pub max_samples: usize,
@@ -16,13 +15,24 @@ pub struct HutchinsonOptions {
     pub tolerance: f64,
     /// … and at least this many samples were taken (a standard error from 2–3 samples means little).
     pub min_samples: usize,
-    /// Seed of the Rademacher vectors.
+    /// Seed of the Rademacher vectors when `model_seeds` is empty: model m then uses the probe seed
+    /// `mix_seed([seed, m])` (see [`super::mix_seed`]), so its vectors depend on its slot in the batch.
     pub seed: u64,
+    /// One probe seed per model (its [`super::HUTCHINSON_STREAM`]): a model's vectors, and so its
+    /// estimate, then follow the model whatever else shares its batch. Empty: derived from `seed` by slot.
+    pub model_seeds: Vec<u64>,
 }
 
 impl Default for HutchinsonOptions {
     fn default() -> Self {
-        HutchinsonOptions { max_samples: 100, tolerance: 1e-3, min_samples: 10, seed: 0 }
+        HutchinsonOptions { max_samples: 100, tolerance: 1e-3, min_samples: 10, seed: 0, model_seeds: Vec::new() }
+    }
+}
+
+impl HutchinsonOptions {
+    /// The probe seed of model `m`.
+    pub fn model_seed(&self, m: usize) -> u64 {
+        self.model_seeds.get(m).copied().unwrap_or_else(|| super::mix_seed(&[self.seed, m as u64]))
     }
 }
 
@@ -39,9 +49,13 @@ pub struct TraceEstimate {
 
 /// Hutchinson's trace estimate of each operator, sampled in lock-step; a model stops sampling once its
 /// relative standard error is below the tolerance (and `min_samples` were taken) or at `max_samples`.
+/// Model m's vectors come from its own generator ([`HutchinsonOptions::model_seed`]), n draws per sample.
 pub async fn hutchinson<H: HvpOperator>(op: &mut H, opts: &HutchinsonOptions) -> Result<Vec<TraceEstimate>> {
     let (k, n) = (op.models(), op.dim());
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    if !opts.model_seeds.is_empty() && opts.model_seeds.len() != k {
+        return Err(crate::error::LabError::config("model_seeds", format!("give one seed per model ({k}), got {}", opts.model_seeds.len())));
+    }
+    let mut rngs: Vec<_> = (0..k).map(|m| super::probe_rng(opts.model_seed(m), super::HUTCHINSON_STREAM)).collect();
     // Welford's running mean and sum of squared deviations.
     let mut mean = vec![0f64; k];
     let mut m2 = vec![0f64; k];
@@ -52,7 +66,11 @@ pub async fn hutchinson<H: HvpOperator>(op: &mut H, opts: &HutchinsonOptions) ->
         if done.iter().all(|&d| d) {
             break;
         }
-        let z: Vec<f64> = (0..k * n).map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 }).collect();
+        // A stopped model draws no more: the vectors of the others do not depend on when it stopped.
+        let mut z = vec![0.0; k * n];
+        for m in (0..k).filter(|&m| !done[m]) {
+            z[m * n..(m + 1) * n].iter_mut().for_each(|x| *x = if rngs[m].random::<bool>() { 1.0 } else { -1.0 });
+        }
         let hz = op.apply(&z).await?;
         for m in (0..k).filter(|&m| !done[m]).collect::<Vec<_>>() {
             let s = dot(&z[m * n..(m + 1) * n], &hz[m * n..(m + 1) * n]);

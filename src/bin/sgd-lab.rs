@@ -232,7 +232,7 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
     let describe = engine.describe();
     let timer = std::time::Instant::now();
     let mut op = BackendOperator::new(&mut engine, subset);
-    let eig = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: top_k.max(1), iterations, seed: 0 }))?;
+    let eig = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: top_k.max(1), iterations, ..Default::default() }))?;
     let lanczos_s = timer.elapsed().as_secs_f64();
     let tr = if trace_samples > 0 { pollster::block_on(hutchinson(&mut op, &HutchinsonOptions { max_samples: trace_samples, ..Default::default() }))? } else { Vec::new() };
     let hvps = op.products;

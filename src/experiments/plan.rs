@@ -262,6 +262,7 @@ fn base_config(cfg: &ExperimentConfig, run: &RunSpec) -> Result<TrainConfig> {
             examples: cfg.analysis.hessian_examples,
             iterations: cfg.analysis.lanczos_iterations,
             trace: false,
+            trace_samples: None,
         });
     }
     Ok(t)

@@ -85,6 +85,10 @@ pub struct SharpnessPoint {
     /// 2(1 + μ)/η at that step.
     #[serde(with = "nan_as_null")]
     pub threshold: f64,
+    /// The probe seed of that measurement's Lanczos start vector (`Trainer::probe_seed`; absent in
+    /// results written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_seed: Option<u64>,
 }
 
 /// Everything measured on one model.
@@ -117,6 +121,14 @@ pub struct ModelResult {
     /// Standard error of the trace estimate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_std_error: Option<f64>,
+    /// Hutchinson samples the trace took (at most `analysis.trace_samples`; fewer once its standard error
+    /// fell below 0.1 % of the estimate after 10 samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_samples: Option<usize>,
+    /// The probe seed of the end-of-training λ_max and Tr H: the model's Lanczos start vector is drawn
+    /// from it on stream 0 and its Hutchinson vectors on stream 1 (`Trainer::probe_seed`, docs/hessian.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_seed: Option<u64>,
     /// λ_max during training.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sharpness: Vec<SharpnessPoint>,

@@ -373,6 +373,8 @@ impl ExperimentRun {
                 lambda_max: None,
                 trace: None,
                 trace_std_error: None,
+                trace_samples: None,
+                probe_seed: None,
                 sharpness: Vec::new(),
             })
             .collect();
@@ -407,9 +409,9 @@ impl ExperimentRun {
                         r.diverged_at = Some(step);
                         out.push(RunEvent::Diverged { job: j, model: format!("{} (seed {})", r.tag.label, r.tag.seed), step });
                     }
-                    Event::Sharpness { step, lambda_max, stability_threshold, .. } => {
+                    Event::Sharpness { step, lambda_max, stability_threshold, probe_seeds, .. } => {
                         for (m, r) in cur.models.iter_mut().enumerate() {
-                            r.sharpness.push(SharpnessPoint { step, lambda_max: lambda_max[m], threshold: stability_threshold[m] });
+                            r.sharpness.push(SharpnessPoint { step, lambda_max: lambda_max[m], threshold: stability_threshold[m], probe_seed: Some(probe_seeds[m]) });
                         }
                     }
                     Event::Started { .. } | Event::Steps { .. } => {}
@@ -425,12 +427,20 @@ impl ExperimentRun {
         }
         if self.jobs[j].hessian_at_end && !cur.measured {
             let a = &self.results.config.analysis;
-            let sh = SharpnessSchedule { every: 1, examples: a.hessian_examples, iterations: a.lanczos_iterations, trace: a.trace_samples > 0 };
-            if let Event::Sharpness { lambda_max, trace, trace_std_error, .. } = cur.trainer.measure_curvature(&sh).await? {
+            let sh = SharpnessSchedule {
+                every: 1,
+                examples: a.hessian_examples,
+                iterations: a.lanczos_iterations,
+                trace: a.trace_samples > 0,
+                trace_samples: (a.trace_samples > 0).then_some(a.trace_samples),
+            };
+            if let Event::Sharpness { lambda_max, trace, trace_std_error, trace_samples, probe_seeds, .. } = cur.trainer.measure_curvature(&sh).await? {
                 for (m, r) in cur.models.iter_mut().enumerate() {
                     r.lambda_max = finite(lambda_max[m]);
                     r.trace = trace.as_ref().and_then(|t| finite(t[m]));
                     r.trace_std_error = trace_std_error.as_ref().and_then(|t| finite(t[m]));
+                    r.trace_samples = trace_samples.as_ref().map(|t| t[m]);
+                    r.probe_seed = Some(probe_seeds[m]);
                 }
             }
             cur.measured = true;

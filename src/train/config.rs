@@ -136,9 +136,21 @@ pub struct SharpnessSchedule {
     /// Lanczos iterations (HVPs) for λ_max.
     #[serde(default = "default_sharpness_iterations")]
     pub iterations: usize,
-    /// Also estimate the trace (Hutchinson, at most `iterations` samples).
+    /// Also estimate the trace (Hutchinson).
     #[serde(default)]
     pub trace: bool,
+    /// Most Hutchinson samples per model for the trace (absent: `iterations`, at least 2); a model stops earlier once
+    /// its standard error is below 0.1 % of its estimate after at least 10 samples. Each model's count is
+    /// reported with its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_samples: Option<usize>,
+}
+
+impl SharpnessSchedule {
+    /// The most Hutchinson samples a model takes.
+    pub fn max_trace_samples(&self) -> usize {
+        self.trace_samples.unwrap_or(self.iterations.max(2))
+    }
 }
 
 fn default_sharpness_examples() -> usize {
@@ -239,6 +251,9 @@ impl TrainConfig {
             range("sharpness.every", sh.every, 1, MAX_STEPS)?;
             range("sharpness.examples", sh.examples, 1, usize::MAX)?;
             range("sharpness.iterations", sh.iterations, 1, 1000)?;
+            if let Some(t) = sh.trace_samples {
+                range("sharpness.trace_samples", t, 1, 10_000)?;
+            }
         }
         if let Some(sc) = &self.schedule {
             if sc.factors.is_empty() || sc.factors.len() > 10_000 {

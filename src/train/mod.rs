@@ -141,6 +141,11 @@ pub enum Event {
         /// Its standard error.
         #[serde(skip_serializing_if = "Option::is_none")]
         trace_std_error: Option<Vec<f64>>,
+        /// Per model, the Hutchinson samples its trace took (at most `trace_samples`; fewer once converged).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trace_samples: Option<Vec<usize>>,
+        /// Per model, the probe seed of its Lanczos start vector and Hutchinson vectors ([`Trainer::probe_seed`]).
+        probe_seeds: Vec<u64>,
         /// Per model, the edge-of-stability line `2(1 + μ)/η` (2/η without momentum): full-batch GD on a
         /// quadratic diverges along directions whose curvature exceeds it (Cohen et al. 2021).
         stability_threshold: Vec<f64>,
@@ -503,7 +508,26 @@ impl<B: crate::analysis::Curvature> Trainer<B> {
         self.measure_curvature(&sh).await
     }
 
-    /// [`Event::Sharpness`] at the current parameters as `sh` says (its `every` is not used).
+    /// The probe seed of model `m` at the current step: what its Lanczos start vector and its Hutchinson
+    /// vectors are drawn from (`analysis::probe_rng`). It is made of the model's own settings — its seed, η,
+    /// μ and weight decay (as f32 bits) —, the batch size, the training-set size and the step, in that
+    /// order, by `analysis::mix_seed`; so it does not depend on the model's slot or on the other models of
+    /// its batch, and a recorded seed can be rebuilt from the config.
+    pub fn probe_seed(&self, m: usize) -> u64 {
+        let s = &self.config.models[m];
+        crate::analysis::mix_seed(&[
+            s.seed,
+            u64::from(s.lr.to_bits()),
+            u64::from(s.momentum.to_bits()),
+            u64::from(s.weight_decay.to_bits()),
+            self.config.batch_size as u64,
+            self.data.train.n as u64,
+            self.step as u64,
+        ])
+    }
+
+    /// [`Event::Sharpness`] at the current parameters as `sh` says (its `every` is not used). Each model's
+    /// Lanczos start and Hutchinson vectors come from its own [`Trainer::probe_seed`].
     pub async fn measure_curvature(&mut self, sh: &SharpnessSchedule) -> Result<Event> {
         use crate::analysis::eigen::{lanczos, LanczosOptions};
         use crate::analysis::trace::{hutchinson, HutchinsonOptions};
@@ -511,11 +535,14 @@ impl<B: crate::analysis::Curvature> Trainer<B> {
         if sh.examples == 0 || sh.iterations == 0 {
             return Err(LabError::config("sharpness", "examples and iterations must be at least 1"));
         }
+        let probe_seeds: Vec<u64> = (0..self.config.models.len()).map(|m| self.probe_seed(m)).collect();
         let subset = Subset::first(self.handles.train, self.data.train.n, sh.examples);
         let mut op = BackendOperator::new(&mut self.backend, subset);
-        let eig = lanczos(&mut op, &LanczosOptions { top_k: 1, iterations: sh.iterations, seed: self.step as u64 }).await?;
+        let lanczos_opts = LanczosOptions { top_k: 1, iterations: sh.iterations, model_seeds: probe_seeds.clone(), ..Default::default() };
+        let eig = lanczos(&mut op, &lanczos_opts).await?;
         let tr = if sh.trace {
-            Some(hutchinson(&mut op, &HutchinsonOptions { max_samples: sh.iterations.max(2), seed: self.step as u64, ..Default::default() }).await?)
+            let opts = HutchinsonOptions { max_samples: sh.max_trace_samples(), model_seeds: probe_seeds.clone(), ..Default::default() };
+            Some(hutchinson(&mut op, &opts).await?)
         } else {
             None
         };
@@ -525,6 +552,8 @@ impl<B: crate::analysis::Curvature> Trainer<B> {
             lambda_max: eig.iter().map(|r| r.eigenvalues.first().copied().unwrap_or(f64::NAN)).collect(),
             trace: tr.as_ref().map(|t| t.iter().map(|e| e.trace).collect()),
             trace_std_error: tr.as_ref().map(|t| t.iter().map(|e| e.std_error).collect()),
+            trace_samples: tr.as_ref().map(|t| t.iter().map(|e| e.samples).collect()),
+            probe_seeds,
             stability_threshold: {
                 let f = f64::from(self.config.lr_factor_at_stage(self.hyper_stage));
                 self.config.models.iter().map(|m| 2.0 * (1.0 + f64::from(m.momentum)) / (f * f64::from(m.lr))).collect()
