@@ -397,7 +397,7 @@ impl Lab {
 /// random labels `dataset` asks for (`docs/data.md`). Shared with [`crate::web_experiments`], whose jobs
 /// each prepare their own data from one parsed set.
 pub(crate) fn run_data_from_raw(raw: &RawData, dataset: &DatasetConfig) -> Result<RunData, LabError> {
-    RunData::from_prepared(prepare(raw, &dataset.options(raw.train.len()))?)
+    RunData::from_prepared(prepare(raw, &dataset.options(&raw.shape()))?)
 }
 
 /// A lab error as a JavaScript `Error` with the same message.

@@ -38,7 +38,7 @@ fn raw() -> RawData {
 }
 
 fn opts(train_size: usize, validation_size: usize, p: f64, seed: u64) -> PrepareOptions {
-    PrepareOptions { train_size, validation_size, random_label_fraction: p, seed, normalise: Normalise::Global }
+    PrepareOptions { train_size, validation_size, random_label_fraction: p, seed, normalise: Normalise::Global, ..PrepareOptions::default() }
 }
 
 fn counts_of(labels: impl Iterator<Item = u32>, classes: usize) -> Vec<usize> {
@@ -229,8 +229,9 @@ fn a_dataset_config_parses_with_defaults_and_round_trips() {
     let c = DatasetConfig::from_json(r#"{"name": "fashion-mnist", "train_size": 1000, "validation_fraction": 0.1, "random_label_fraction": 0.2, "seed": 3}"#).unwrap();
     assert_eq!(c.name, RealDataset::FashionMnist);
     assert_eq!(c.normalise, Normalise::Global);
-    assert_eq!((c.len(), c.validation_len(60_000)), (1000, 6000));
-    let o = c.options(60_000);
+    let shape = RealDataset::FashionMnist.known_shape().unwrap();
+    assert_eq!((c.len(), c.validation_len(&shape)), (1000, 6000));
+    let o = c.options(&shape);
     assert_eq!((o.train_size, o.validation_size, o.random_label_fraction, o.seed), (1000, 6000, 0.2, 3));
     assert_eq!(DatasetConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap(), c);
     let all = DatasetConfig::from_json(r#"{"name": "mnist", "validation_size": 5000, "normalise": "unit_range"}"#).unwrap();
@@ -240,7 +241,7 @@ fn a_dataset_config_parses_with_defaults_and_round_trips() {
 
 #[test]
 fn each_bad_dataset_field_is_named() {
-    assert!(config_error(r#"{"name": "cifar-10"}"#).contains("unknown variant `cifar-10`, expected `fashion-mnist` or `mnist`"));
+    assert!(config_error(r#"{"name": "cifar-10"}"#).contains("unknown variant `cifar-10`, expected one of `fashion-mnist`, `mnist`, `idx`"));
     assert!(config_error(r#"{"name": "mnist", "train_size": 0}"#).starts_with("data.train_size"));
     assert!(config_error(r#"{"name": "mnist", "train_size": 60001}"#).starts_with("data.train_size"));
     assert!(config_error(r#"{"name": "mnist", "train_size": 55001, "validation_size": 5000}"#).contains("between 1 and 55000"));
@@ -257,6 +258,6 @@ fn each_bad_dataset_field_is_named() {
 #[test]
 #[cfg(not(target_arch = "wasm32"))] // load_named reads files: native only
 fn load_named_says_how_to_fetch_missing_files() {
-    let e = sgd_lab::data::load_named(&DatasetConfig::new(RealDataset::Mnist), std::path::Path::new("/nonexistent-data-dir")).unwrap_err().to_string();
+    let e = sgd_lab::data::load_named(&DatasetConfig::new(RealDataset::Mnist), std::path::Path::new("/nonexistent-data-dir"), false).unwrap_err().to_string();
     assert!(e.contains("mnist/train-images-idx3-ubyte.gz") && e.contains("scripts/fetch-data"), "{e}");
 }

@@ -23,7 +23,7 @@ fn raw(set: RealDataset) -> Option<RawData> {
         eprintln!("note: skipped: {} is not in {} (run scripts/fetch-data)", set.name(), dir.display());
         return None;
     }
-    Some(load_raw(set, &dir).unwrap())
+    Some(load_raw(set, &dir, false).unwrap())
 }
 
 fn class_counts(labels: &[u8]) -> Vec<usize> {
@@ -69,7 +69,7 @@ fn a_named_fashion_mnist_run_is_stratified_corrupted_and_normalised_as_configure
         r#"{"name": "fashion-mnist", "train_size": 2000, "validation_size": 1000, "random_label_fraction": 0.25, "seed": 1}"#,
     )
     .unwrap();
-    let p = load_named(&cfg, &data_dir()).unwrap();
+    let p = load_named(&cfg, &data_dir(), false).unwrap();
     let count = |labels: &[u32]| {
         let mut c = vec![0; 10];
         labels.iter().for_each(|&y| c[y as usize] += 1);
@@ -106,7 +106,7 @@ fn a_prepared_fashion_mnist_subset_trains_on_the_cpu_backend() {
         return;
     }
     let cfg = DatasetConfig::from_json(r#"{"name": "fashion-mnist", "train_size": 1000, "random_label_fraction": 0.2, "seed": 2}"#).unwrap();
-    let p = load_named(&cfg, &data_dir()).unwrap();
+    let p = load_named(&cfg, &data_dir(), false).unwrap();
     let spec: MlpSpec = serde_json::from_str(r#"{"input": 784, "hidden": [32], "classes": 10, "activation": "relu", "init": "he"}"#).unwrap();
     let (batch, steps) = (50, 400);
     let mut b = CpuBackend::<f32>::new(&spec.layout(), 1, batch).unwrap();

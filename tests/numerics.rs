@@ -125,7 +125,7 @@ fn data_of_a_single_class_trains_to_a_finite_loss_near_zero_without_diverging() 
     let cfg = TrainConfig::from_json(&config(r#"[{"lr": 0.5, "seed": 1}, {"lr": 0.05, "seed": 2}]"#, 8, "shuffle", 200)).unwrap();
     let x: Vec<f32> = (0..64 * 2).map(|i| ((i * 37) % 17) as f32 / 17.0 - 0.5).collect();
     let train = Dataset::new("one class", 2, 2, Features::F32(x), vec![1; 64]).unwrap();
-    let data = RunData { train, train_clean: None, train_corrupted: None, validation: None, test: None };
+    let data = RunData { train, train_clean: None, train_corrupted: None, validation: None, test: None, provenance: None };
     let (events, params) = train_with(cfg, data);
     assert!(diverged(&events).is_empty());
     assert!(params.iter().all(|v| v.is_finite()));

@@ -23,6 +23,8 @@ pub struct Common {
     pub config: PathBuf,
     /// Where the real data sets live (`www/data`).
     pub data_dir: PathBuf,
+    /// Accept data files that are not the pinned ones.
+    pub allow_unpinned_data: bool,
     /// Output directory (created if missing).
     pub out: PathBuf,
     /// CPU, GPU or automatic.
@@ -127,7 +129,7 @@ fn load_model(path: &Path, m: usize, want: &Layout) -> Result<Vec<f32>> {
 fn prepare(c: &Common) -> Result<(TrainConfig, AnyBackend, Vec<EvalSet>)> {
     let text = fs::read_to_string(&c.config).map_err(io(&c.config))?;
     let config = TrainConfig::from_json(&text)?;
-    let data = config.load_data(&c.data_dir)?;
+    let data = config.load_data_allowing(&c.data_dir, c.allow_unpinned_data)?;
     let (mut backend, why) = pollster::block_on(make_backend(&config.model.layout(), c.tile, c.chunk, c.backend))?;
     if let Some(why) = why {
         eprintln!("sgd-lab: using the CPU backend: {why}");

@@ -51,9 +51,8 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
-        /// Where `scripts/fetch-data` put the real data sets (`<dir>/fashion-mnist/`, `<dir>/mnist/`).
-        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
         /// Print no progress bar.
         #[arg(long)]
         quiet: bool,
@@ -116,9 +115,8 @@ enum Command {
         /// A JSON merge patch applied to the preset, e.g. '{"budget": {"epochs": 1}, "seeds": [1]}'.
         #[arg(long = "override")]
         patch: Option<String>,
-        /// Where `scripts/fetch-data` put the real data sets.
-        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
         /// Print no progress.
         #[arg(long)]
         quiet: bool,
@@ -141,9 +139,8 @@ enum Command {
         /// Which engine runs what remains (interpolations).
         #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
         backend: BackendArg,
-        /// Where `scripts/fetch-data` put the real data sets.
-        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
         /// Print no progress.
         #[arg(long)]
         quiet: bool,
@@ -153,6 +150,18 @@ enum Command {
         /// The run directory.
         dir: PathBuf,
     },
+}
+
+/// Where the real data sets are read from, and whether files other than the pinned ones are accepted.
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// Where `scripts/fetch-data` put the real data sets (`<dir>/fashion-mnist/`, `<dir>/mnist/`).
+    #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
+    data_dir: PathBuf,
+    /// Use data files whose SHA-256 differs from the one the lab pins (src/data/pinned-idx.sha256): the
+    /// results record their hashes, and that they are not the pinned files.
+    #[arg(long)]
+    allow_unpinned_data: bool,
 }
 
 /// `i/n` with i < n.
@@ -178,17 +187,18 @@ enum BackendArg {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { config, backend, out, data_dir, quiet, snapshot_every } => train(&config, backend, &out, &data_dir, quiet, snapshot_every),
+        Command::Train { config, backend, out, data, quiet, snapshot_every } => train(&config, backend, &out, &data, quiet, snapshot_every),
         Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, trace_samples, epsilon, ascent_steps, data_dir } => {
             let sharp = sgd_lab::analysis::sharpness::SharpnessOptions { epsilon, steps: ascent_steps };
             hessian(&params, &config, backend, examples, (top_k, lanczos_iterations, trace_samples), sharp, &data_dir)
         }
         Command::Landscape { command } => landscape(command),
-        Command::Run { preset, out, backend, shard, patch, data_dir, quiet, checkpoint_every, discard_checkpoint } => {
-            let args = sgd_lab::experiments::cli::RunArgs { preset, out, backend: choice(backend), shard, patch, data_dir, quiet, checkpoint_every: (!checkpoint_every.is_zero()).then_some(checkpoint_every), discard_checkpoint };
+        Command::Run { preset, out, backend, shard, patch, data, quiet, checkpoint_every, discard_checkpoint } => {
+            let checkpoint_every = (!checkpoint_every.is_zero()).then_some(checkpoint_every);
+            let args = sgd_lab::experiments::cli::RunArgs { preset, out, backend: choice(backend), shard, patch, data_dir: data.data_dir, allow_unpinned_data: data.allow_unpinned_data, quiet, checkpoint_every, discard_checkpoint };
             sgd_lab::experiments::cli::run(&args).map(|_| ())
         }
-        Command::Merge { dirs, out, backend, data_dir, quiet } => sgd_lab::experiments::cli::merge(&dirs, &out, choice(backend), &data_dir, quiet).map(|_| ()),
+        Command::Merge { dirs, out, backend, data, quiet } => sgd_lab::experiments::cli::merge(&dirs, &out, choice(backend), (&data.data_dir, data.allow_unpinned_data), quiet).map(|_| ()),
         Command::Report { dir } => sgd_lab::experiments::cli::report_dir(&dir),
     };
     if let Err(e) = result {
@@ -260,13 +270,13 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
     Ok(())
 }
 
-fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, quiet: bool, snapshot_every: Option<usize>) -> Result<(), LabError> {
+fn train(config_path: &Path, backend: BackendArg, out: &Path, data_args: &DataArgs, quiet: bool, snapshot_every: Option<usize>) -> Result<(), LabError> {
     if snapshot_every == Some(0) {
         return Err(LabError::config("snapshot-every", "must be at least 1"));
     }
     let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
     let config = TrainConfig::from_json(&text)?;
-    let data = config.load_data(data_dir)?;
+    let data = config.load_data_allowing(&data_args.data_dir, data_args.allow_unpinned_data)?;
     let (engine, fallback_reason) = pollster::block_on(make_backend(&config.model.layout(), config.models.len(), config.max_batch(), choice(backend)))?;
     if let Some(why) = fallback_reason {
         eprintln!("sgd-lab: using the CPU backend: {why}");
@@ -278,6 +288,9 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_dir: &Path, q
     };
     let config_json = config.to_json();
     write("config.json", config_json.as_bytes())?;
+    if let Some(record) = &data.provenance {
+        write("data.json", serde_json::to_string_pretty(record).expect("records serialise").as_bytes())?;
+    }
     let layout = config.model.layout();
     let (k, batch, steps) = (config.models.len(), config.batch_size, config.steps);
 
@@ -438,9 +451,8 @@ struct LandscapeCommon {
     /// Which engine evaluates the models.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
-    /// Where the real data sets live.
-    #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
     /// Models evaluated together (one tile of points).
     #[arg(long, default_value_t = 32)]
     tile: usize,
@@ -459,7 +471,8 @@ impl LandscapeCommon {
     fn into_common(self, sets: &[&str], examples: Option<usize>) -> sgd_lab::analysis::run::Common {
         sgd_lab::analysis::run::Common {
             config: self.config,
-            data_dir: self.data_dir,
+            data_dir: self.data.data_dir,
+            allow_unpinned_data: self.data.allow_unpinned_data,
             out: self.out,
             backend: choice(self.backend),
             tile: self.tile,

@@ -72,6 +72,11 @@ pub fn gunzip(file: &str, bytes: &[u8], max: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The file's bytes, decompressed when they are gzipped (what the lab's SHA-256 pins are of).
+pub fn decompress(file: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    contents(file, bytes)
+}
+
 /// The file's bytes, decompressed when they are gzipped.
 fn contents(file: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     if is_gzip(bytes) {
@@ -143,6 +148,40 @@ pub fn parse_images(file: &str, bytes: &[u8]) -> Result<IdxImages> {
     check_length(file, &data, 16, body, &format!("{n} images × {rows} × {cols}"))?;
     data.drain(..16);
     Ok(IdxImages { n: n as usize, rows: rows as usize, cols: cols as usize, pixels: data })
+}
+
+/// Reads an IDX file of unsigned-byte examples with one to three dimensions each (magic `0x00000802`
+/// `n × d`, `0x00000803` `n × rows × cols`, `0x00000804` `n × rows × cols × channels`), plain or gzipped:
+/// data sets of your own. An example of `n × d` is read as 1 row of d, one of `rows × cols × channels` as
+/// `rows` rows of `cols · channels` (features are the bytes in file order either way).
+pub fn parse_examples(file: &str, bytes: &[u8]) -> Result<IdxImages> {
+    let mut data = contents(file, bytes)?;
+    let magic = be_u32(file, &data, 0, "the magic number")?;
+    let dims = (magic & 0xff) as usize;
+    if magic >> 8 != 0x08 || !(2..=4).contains(&dims) {
+        let hint = if magic >> 16 != 0 { " (the first two bytes of an IDX file are zero: is this another format, or still compressed?)".to_string() } else { format!(" (element type 0x{:02X}, {dims} dimensions)", (magic >> 8) & 0xff) };
+        return Err(LabError::Data(format!(
+            "{file}: bad magic number 0x{magic:08X} at byte offset 0, expected unsigned-byte examples with 2 to 4 dimensions (0x00000802 to 0x00000804){hint}"
+        )));
+    }
+    let mut sizes = Vec::with_capacity(dims);
+    for d in 0..dims {
+        sizes.push(be_u32(file, &data, 4 + 4 * d, &format!("size {d}"))? as u128);
+    }
+    let header = 4 + 4 * dims;
+    if let Some(d) = sizes.iter().skip(1).position(|&s| s == 0) {
+        return Err(LabError::Data(format!("{file}: the header (byte offset {}) declares a size of 0 for dimension {}; every size of an example must be at least 1", 8 + 4 * d, d + 1)));
+    }
+    let per: u128 = sizes[1..].iter().product();
+    // At most three u32 per example: the product fits u128 with room; refuse what the lab cannot index.
+    if per > u32::MAX as u128 {
+        return Err(LabError::Data(format!("{file}: examples of {per} bytes are more than the lab handles")));
+    }
+    let shape: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+    check_length(file, &data, header, sizes[0] * per, &shape.join(" × "))?;
+    data.drain(..header);
+    let (rows, cols) = if dims == 2 { (1, sizes[1] as usize) } else { (sizes[1] as usize, (per / sizes[1]) as usize) };
+    Ok(IdxImages { n: sizes[0] as usize, rows, cols, pixels: data })
 }
 
 /// Reads an IDX label file (`0x00000801`), plain or gzipped; `file` names it in errors.

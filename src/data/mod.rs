@@ -12,12 +12,15 @@
 use crate::error::{LabError, Result};
 
 pub mod idx;
+pub mod pinned;
 pub mod prepare;
+pub mod provenance;
 pub mod synthetic;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use prepare::load_named;
-pub use prepare::{DatasetConfig, Normalise, PrepareOptions, PreparedData, RawData, RealDataset};
+pub use prepare::{load_idx_files, load_named};
+pub use prepare::{DataShape, DatasetConfig, IdxFiles, Normalise, PrepareOptions, PreparedData, RawData, RealDataset, SubsetRule, ValidationSource};
+pub use provenance::{DataRecord, FileRecord};
 pub use synthetic::{blobs, circles, two_spirals, xor, SyntheticData};
 
 /// How the features of a data set are stored.

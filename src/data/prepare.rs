@@ -21,10 +21,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::idx::{IdxImages, LabelledImages};
+use super::pinned::pinned_sha256;
+use super::provenance::{DataRecord, FileRecord};
 use super::{Dataset, Features};
 use crate::error::{LabError, Result};
 
-/// A real data set the lab knows how to fetch and read.
+/// A real data set: one the lab knows how to fetch, or IDX files of your own (`"idx"`, with `files`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RealDataset {
     /// Fashion-MNIST (Zalando): 28×28 greyscale clothing images, 10 classes; MIT licence.
@@ -33,10 +35,13 @@ pub enum RealDataset {
     /// MNIST handwritten digits: 28×28 greyscale, 10 classes; CC BY-SA 3.0.
     #[serde(rename = "mnist")]
     Mnist,
+    /// Any IDX pair of unsigned-byte images and labels named in the config's `files` (read natively).
+    #[serde(rename = "idx")]
+    Idx,
 }
 
 impl RealDataset {
-    /// Every known data set.
+    /// The data sets the lab fetches (`scripts/fetch-data`) and the page downloads.
     pub const ALL: [RealDataset; 2] = [RealDataset::FashionMnist, RealDataset::Mnist];
     /// The IDX file names, gzipped, in the order training images, training labels, test images, test labels.
     pub const FILES: [&'static str; 4] = [
@@ -51,27 +56,16 @@ impl RealDataset {
         match self {
             RealDataset::FashionMnist => "fashion-mnist",
             RealDataset::Mnist => "mnist",
+            RealDataset::Idx => "idx",
         }
     }
 
-    /// Number of classes.
-    pub fn classes(self) -> usize {
-        10
-    }
-
-    /// Examples in the training file.
-    pub fn train_len(self) -> usize {
-        60_000
-    }
-
-    /// Examples in the test file.
-    pub fn test_len(self) -> usize {
-        10_000
-    }
-
-    /// Features per example (28 × 28).
-    pub fn dim(self) -> usize {
-        784
+    /// What the files of a data set the lab fetches hold; `None` for your own files (read from their headers).
+    pub fn known_shape(self) -> Option<DataShape> {
+        match self {
+            RealDataset::FashionMnist | RealDataset::Mnist => Some(DataShape { train_len: 60_000, test_len: 10_000, dim: 784, classes: 10 }),
+            RealDataset::Idx => None,
+        }
     }
 }
 
@@ -89,20 +83,90 @@ pub enum Normalise {
     PerPixel,
 }
 
+/// What a data set's files hold: examples in the training and test files, features per example, classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataShape {
+    /// Examples in the training file.
+    pub train_len: usize,
+    /// Examples in the test file (0: no test file).
+    pub test_len: usize,
+    /// Features per example (the product of an image's dimensions).
+    pub dim: usize,
+    /// Classes: one more than the largest label of either file.
+    pub classes: usize,
+}
+
+/// IDX files of your own (`"name": "idx"`): unsigned-byte images with 1 to 3 dimensions per example
+/// (`n × d`, `n × rows × cols` or `n × rows × cols × channels`) and unsigned-byte labels. Paths are
+/// relative to the working directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdxFiles {
+    /// The training images (plain or gzipped IDX).
+    pub train_images: String,
+    /// The training labels.
+    pub train_labels: String,
+    /// The test images (optional; needed for `validation_from: "test_file"` and test evaluations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<String>,
+    /// The test labels (with `test_images`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_labels: Option<String>,
+    /// What the files hold, written in by the lab when it first reads them ([`DatasetConfig::resolve`]) so
+    /// saved results say it and a report needs no files; given in a config, it must match the files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<DataShape>,
+}
+
+/// How the training examples (and a validation split held out of the training file) are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubsetRule {
+    /// Per-class counts proportional to the file's (largest remainder), examples drawn at random within
+    /// each class by the seed; training and held-out validation are disjoint.
+    #[default]
+    Stratified,
+    /// In file order, as reference implementations do: training = the first N examples of the training
+    /// file; a validation split held out of the training file = its last V examples (disjoint while
+    /// N + V ≤ the file's size); validation from the test file = its first V examples.
+    First,
+}
+
+/// Where the validation examples come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationSource {
+    /// Held out of the training file, disjoint from the training examples.
+    #[default]
+    TrainFile,
+    /// The official test split: all of it, or `validation_size` (or `validation_fraction` of it) examples
+    /// chosen by the subset rule. The training subset is then drawn from the whole training file.
+    TestFile,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// The serde configuration of a real data set. Read it, [`validate`](DatasetConfig::validate) it, then
 /// [`load_named`] (native) or [`RawData::from_files`] + [`prepare`] (bytes from anywhere, e.g. the page).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetConfig {
-    /// `"fashion-mnist"` or `"mnist"`.
+    /// `"fashion-mnist"`, `"mnist"`, or `"idx"` for files of your own (then `files` names them).
     pub name: RealDataset,
-    /// Training examples N, a stratified subset of the training file; absent: all not held out.
+    /// The IDX files of `"name": "idx"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<IdxFiles>,
+    /// Training examples N, a subset of the training file (by `subset`); absent: all not held out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_size: Option<usize>,
-    /// Examples of the training file held out for validation (stratified); absent and no fraction: none.
+    /// Validation examples (from the file `validation_from` names); absent and no fraction: none held out
+    /// of the training file, or the whole test file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_size: Option<usize>,
-    /// Share of the training file held out for validation, in [0, 1) (rounded); exclusive with `validation_size`.
+    /// Share of the validation file taken for validation, in [0, 1) (rounded); exclusive with `validation_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_fraction: Option<f64>,
     /// Share p of the training examples whose label is replaced by a different random class, in [0, 1].
@@ -114,20 +178,29 @@ pub struct DatasetConfig {
     /// Feature normalisation (default `"global"`: mean 0, std 1 over the training pixels).
     #[serde(default)]
     pub normalise: Normalise,
+    /// How training (and held-out validation) examples are chosen: `"stratified"` (default) or `"first"`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub subset: SubsetRule,
+    /// Where validation examples come from: `"train_file"` (default, held out) or `"test_file"`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub validation_from: ValidationSource,
 }
 
 impl DatasetConfig {
     /// A config with every optional field at its default: all of the training file, no validation split,
-    /// clean labels, seed 0, global normalisation.
+    /// clean labels, seed 0, global normalisation, stratified.
     pub fn new(name: RealDataset) -> Self {
         DatasetConfig {
             name,
+            files: None,
             train_size: None,
             validation_size: None,
             validation_fraction: None,
             random_label_fraction: 0.0,
             seed: 0,
             normalise: Normalise::Global,
+            subset: SubsetRule::Stratified,
+            validation_from: ValidationSource::TrainFile,
         }
     }
 
@@ -139,23 +212,47 @@ impl DatasetConfig {
         Ok(cfg)
     }
 
-    /// Validation examples held out of a training file of `pool` examples.
-    pub fn validation_len(&self, pool: usize) -> usize {
+    /// What the data set's files hold: known for the sets the lab fetches, read from the files' headers
+    /// for your own ([`DatasetConfig::resolve`]); `None` until then.
+    pub fn shape(&self) -> Option<DataShape> {
+        self.name.known_shape().or_else(|| self.files.as_ref().and_then(|f| f.shape))
+    }
+
+    /// Validation examples, out of the file `validation_from` names.
+    pub fn validation_len(&self, shape: &DataShape) -> usize {
+        let pool = self.validation_pool(shape);
         match (self.validation_size, self.validation_fraction) {
             (Some(v), _) => v,
             (None, Some(f)) => (f * pool as f64).round() as usize,
+            (None, None) if self.validation_from == ValidationSource::TestFile => pool,
             (None, None) => 0,
         }
     }
 
-    /// Training examples N drawn from a training file of `pool` examples.
-    pub fn train_len_of(&self, pool: usize) -> usize {
-        self.train_size.unwrap_or_else(|| pool.saturating_sub(self.validation_len(pool)))
+    /// Examples of the file validation is taken from.
+    fn validation_pool(&self, shape: &DataShape) -> usize {
+        match self.validation_from {
+            ValidationSource::TrainFile => shape.train_len,
+            ValidationSource::TestFile => shape.test_len,
+        }
     }
 
-    /// Training examples N (for the trainer's batch-size checks).
+    /// Examples of the training file held out for validation (none when validation comes from the test file).
+    pub fn held_out_len(&self, shape: &DataShape) -> usize {
+        match self.validation_from {
+            ValidationSource::TrainFile => self.validation_len(shape),
+            ValidationSource::TestFile => 0,
+        }
+    }
+
+    /// Training examples N.
+    pub fn train_len_of(&self, shape: &DataShape) -> usize {
+        self.train_size.unwrap_or_else(|| shape.train_len.saturating_sub(self.held_out_len(shape)))
+    }
+
+    /// Training examples N (for the trainer's batch-size checks; 0 while the files' shape is unknown).
     pub fn len(&self) -> usize {
-        self.train_len_of(self.name.train_len())
+        self.shape().map_or(0, |s| self.train_len_of(&s))
     }
 
     /// True when the configuration would give no training example (never, once validated).
@@ -166,7 +263,31 @@ impl DatasetConfig {
     /// Checks every field against the data set's sizes; errors name the field under `prefix`.
     pub fn validate(&self, prefix: &str) -> Result<()> {
         let field = |f: &str| format!("{prefix}.{f}");
-        let pool = self.name.train_len();
+        let name = self.name.name();
+        match (self.name, &self.files) {
+            (RealDataset::Idx, None) => {
+                return Err(LabError::config(field("files"), "`\"name\": \"idx\"` needs `files`: {\"train_images\": PATH, \"train_labels\": PATH, \"test_images\": PATH, \"test_labels\": PATH} (test files optional)"))
+            }
+            (RealDataset::Idx, Some(f)) => {
+                for (what, p) in [("train_images", Some(&f.train_images)), ("train_labels", Some(&f.train_labels)), ("test_images", f.test_images.as_ref()), ("test_labels", f.test_labels.as_ref())] {
+                    if p.is_some_and(|p| p.trim().is_empty()) {
+                        return Err(LabError::config(field(&format!("files.{what}")), "must be a file path, got an empty string"));
+                    }
+                }
+                if f.test_images.is_some() != f.test_labels.is_some() {
+                    return Err(LabError::config(field("files"), "give both test_images and test_labels, or neither"));
+                }
+            }
+            (_, Some(_)) => return Err(LabError::config(field("files"), format!("only with `\"name\": \"idx\"`: {name} is read from the data directory"))),
+            (_, None) => {}
+        }
+        let Some(shape) = self.shape() else {
+            return Err(LabError::config(
+                field("files"),
+                "the files have not been read yet: `sgd-lab` reads them (and records what they hold) before a run; the page cannot read files of your own, only fashion-mnist and mnist",
+            ));
+        };
+        let (pool, test_pool) = (shape.train_len, shape.test_len);
         if let Some(f) = self.validation_fraction {
             if self.validation_size.is_some() {
                 return Err(LabError::config(field("validation_fraction"), "set either validation_size or validation_fraction, not both"));
@@ -175,26 +296,31 @@ impl DatasetConfig {
                 return Err(LabError::config(field("validation_fraction"), format!("must be in [0, 1), got {f}")));
             }
         }
-        let v = self.validation_len(pool);
-        if v >= pool {
-            let name = if self.validation_size.is_some() { "validation_size" } else { "validation_fraction" };
-            return Err(LabError::config(
-                field(name),
-                format!("holds out {v} of the {pool} training examples of {}; leave at least one for training", self.name.name()),
-            ));
-        }
-        if let Some(n) = self.train_size {
-            if n == 0 || n > pool - v {
-                return Err(LabError::config(
-                    field("train_size"),
-                    format!("must be between 1 and {} ({pool} training examples of {} less {v} held out for validation), got {n}", pool - v, self.name.name()),
-                ));
+        let v = self.validation_len(&shape);
+        let v_name = if self.validation_size.is_some() { "validation_size" } else { "validation_fraction" };
+        match self.validation_from {
+            ValidationSource::TrainFile if v >= pool => {
+                return Err(LabError::config(field(v_name), format!("holds out {v} of the {pool} training examples of {name}; leave at least one for training")));
             }
-            let c = self.name.classes();
-            if n < c {
+            ValidationSource::TestFile if test_pool == 0 => {
+                return Err(LabError::config(field("validation_from"), format!("\"test_file\" needs a test file, and {name} has none here (add files.test_images and files.test_labels)")));
+            }
+            ValidationSource::TestFile if v == 0 || v > test_pool => {
+                return Err(LabError::config(field(v_name), format!("must select between 1 and the {test_pool} examples of the {name} test file, got {v}")));
+            }
+            _ => {}
+        }
+        let held = self.held_out_len(&shape);
+        if let Some(n) = self.train_size {
+            if n == 0 || n > pool - held {
+                let why = if held > 0 { format!("{pool} training examples of {name} less {held} held out for validation") } else { format!("the {pool} training examples of {name}") };
+                return Err(LabError::config(field("train_size"), format!("must be between 1 and {} ({why}), got {n}", pool - held)));
+            }
+            let c = shape.classes;
+            if self.subset == SubsetRule::Stratified && n < c {
                 return Err(LabError::config(
                     field("train_size"),
-                    format!("{n} examples cannot hold one of each of the {c} classes of {}; use at least {c}", self.name.name()),
+                    format!("{n} examples cannot hold one of each of the {c} classes of {name}; use at least {c} (or \"subset\": \"first\")"),
                 ));
             }
         }
@@ -205,19 +331,21 @@ impl DatasetConfig {
         Ok(())
     }
 
-    /// The options [`prepare`] takes, for a training file of `pool` examples.
-    pub fn options(&self, pool: usize) -> PrepareOptions {
+    /// The options [`prepare`] takes, for files that hold `shape`.
+    pub fn options(&self, shape: &DataShape) -> PrepareOptions {
         PrepareOptions {
-            train_size: self.train_len_of(pool),
-            validation_size: self.validation_len(pool),
+            train_size: self.train_len_of(shape),
+            validation_size: self.validation_len(shape),
             random_label_fraction: self.random_label_fraction,
             seed: self.seed,
             normalise: self.normalise,
+            subset: self.subset,
+            validation_from: self.validation_from,
         }
     }
 }
 
-/// The options of [`prepare`], with sizes resolved.
+/// The options of [`prepare`], with sizes resolved (default: one training example, nothing else).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PrepareOptions {
     /// Training examples N.
@@ -230,9 +358,28 @@ pub struct PrepareOptions {
     pub seed: u64,
     /// Feature normalisation.
     pub normalise: Normalise,
+    /// How examples are chosen.
+    pub subset: SubsetRule,
+    /// Where validation examples come from.
+    pub validation_from: ValidationSource,
 }
 
-/// A real data set as read from its four IDX files: the training file and the test file.
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        PrepareOptions {
+            train_size: 1,
+            validation_size: 0,
+            random_label_fraction: 0.0,
+            seed: 0,
+            normalise: Normalise::Global,
+            subset: SubsetRule::Stratified,
+            validation_from: ValidationSource::TrainFile,
+        }
+    }
+}
+
+/// A real data set as read from its IDX files: the training file and the test file (empty when a data
+/// set of your own has none), and what was read ([`FileRecord`]s: SHA-256 and pins).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawData {
     /// Name used for the prepared data sets (e.g. "fashion-mnist").
@@ -241,8 +388,10 @@ pub struct RawData {
     pub classes: usize,
     /// The training file's images and labels.
     pub train: LabelledImages,
-    /// The test file's images and labels.
+    /// The test file's images and labels (no example: no test file).
     pub test: LabelledImages,
+    /// The files read, in the order training images, training labels, test images, test labels.
+    pub files: Vec<FileRecord>,
 }
 
 impl RawData {
@@ -256,23 +405,52 @@ impl RawData {
                 a.rows, a.cols, b.rows, b.cols
             )));
         }
-        Ok(RawData { name, classes, train, test })
+        Ok(RawData { name, classes, train, test, files: Vec::new() })
     }
 
-    /// Parses the four files of `dataset` (plain or gzipped bytes, in the order of [`RealDataset::FILES`]).
-    /// This is the path of the page, which fetches the bytes itself.
+    /// Parses the four files of `dataset` (plain or gzipped bytes, in the order of [`RealDataset::FILES`])
+    /// and records each decompressed file's SHA-256 beside its pin ([`RawData::check_pins`] refuses
+    /// others). This is the path of the page, which fetches the bytes itself.
     pub fn from_files(dataset: RealDataset, train_images: &[u8], train_labels: &[u8], test_images: &[u8], test_labels: &[u8]) -> Result<Self> {
         let name = dataset.name();
-        let f = |i: usize| format!("{name}/{}", RealDataset::FILES[i]);
-        let c = dataset.classes();
-        let train = LabelledImages::parse(&format!("{name} training set"), &f(0), train_images, &f(1), train_labels, c)?;
-        let test = LabelledImages::parse(&format!("{name} test set"), &f(2), test_images, &f(3), test_labels, c)?;
-        Self::new(name, c, train, test)
+        let shape = dataset.known_shape().ok_or_else(|| LabError::config("dataset.name", "files of your own are read by name (\"idx\" with `files`), natively"))?;
+        let names: Vec<String> = RealDataset::FILES.iter().map(|f| format!("{name}/{f}")).collect();
+        let mut files = Vec::new();
+        let mut plain = Vec::new();
+        for (i, bytes) in [train_images, train_labels, test_images, test_labels].into_iter().enumerate() {
+            let content = super::idx::decompress(&names[i], bytes)?;
+            let stem = RealDataset::FILES[i].trim_end_matches(".gz");
+            files.push(FileRecord::of(&format!("{name}/{stem}"), &content, pinned_sha256(name, stem)));
+            plain.push(content);
+        }
+        let c = shape.classes;
+        let train = LabelledImages::parse(&format!("{name} training set"), &names[0], &plain[0], &names[1], &plain[1], c)?;
+        let test = LabelledImages::parse(&format!("{name} test set"), &names[2], &plain[2], &names[3], &plain[3], c)?;
+        Ok(RawData { files, ..Self::new(name, c, train, test)? })
+    }
+
+    /// Refuses the data if a file's SHA-256 is not the one the lab pins for it; `how_to_accept` is appended
+    /// to the message (e.g. the CLI's flag that accepts other files).
+    pub fn check_pins(&self, how_to_accept: &str) -> Result<()> {
+        match self.files.iter().find(|f| f.matches_pin() == Some(false)) {
+            Some(f) => Err(LabError::Data(format!(
+                "{}: its SHA-256 is {}, but the lab pins {} (the file scripts/fetch-data fetches): fetch it again with `scripts/fetch-data --force`{how_to_accept}",
+                f.file,
+                f.sha256,
+                f.pinned_sha256.as_deref().unwrap_or("?")
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Features per example.
     pub fn dim(&self) -> usize {
         self.train.images.dim()
+    }
+
+    /// What the files hold.
+    pub fn shape(&self) -> DataShape {
+        DataShape { train_len: self.train.len(), test_len: self.test.len(), dim: self.dim(), classes: self.classes }
     }
 }
 
@@ -281,14 +459,17 @@ impl RawData {
 pub struct PreparedData {
     /// The training set (N examples, labels after corruption).
     pub train: Dataset,
-    /// The validation set, when one was held out (clean labels).
+    /// The validation set, when one was taken (clean labels).
     pub validation: Option<Dataset>,
-    /// The whole test file (clean labels).
+    /// The whole test file (clean labels); no example when the data set has no test file.
     pub test: Dataset,
     /// For each training example, its row in the training file (ascending).
     pub train_rows: Vec<u32>,
-    /// For each validation example, its row in the training file (ascending; disjoint from `train_rows`).
+    /// For each validation example, its row in the file `validation_from` names (ascending; disjoint from
+    /// `train_rows` when that is the training file).
     pub validation_rows: Vec<u32>,
+    /// The file the validation rows index.
+    pub validation_from: ValidationSource,
     /// For each training example, whether its label was replaced by a random different class.
     pub corrupted: Vec<bool>,
     /// The true label of each training example (equal to `train.labels` where not corrupted).
@@ -297,6 +478,8 @@ pub struct PreparedData {
     pub pixel_mean: f64,
     /// Standard deviation σ of the training pixels (as byte/255).
     pub pixel_std: f64,
+    /// What anyone needs to rebuild these sets elsewhere: the files' SHA-256, the rule, digests of the rows.
+    pub record: DataRecord,
 }
 
 impl PreparedData {
@@ -438,18 +621,50 @@ fn gather_rows(images: &IdxImages, rows: &[u32]) -> Vec<u8> {
     out
 }
 
+/// Rows of a stratified draw: `counts_by_class` examples of each class, taken in the order of `by_class`
+/// (already shuffled), after skipping the first `skip[c]` of class c.
+fn take_by_class(by_class: &[Vec<u32>], skip: &[usize], take: &[usize]) -> Vec<u32> {
+    let mut rows: Vec<u32> = by_class.iter().enumerate().flat_map(|(k, r)| r[skip[k]..skip[k] + take[k]].iter().copied()).collect();
+    rows.sort_unstable();
+    rows
+}
+
+/// The rows of each class of `labels`, shuffled by ChaCha8(seed) on `stream` (one Fisher–Yates per class,
+/// in class order); labels at or above `classes` are refused, naming `what`.
+fn shuffled_by_class(labels: &[u8], classes: usize, seed: u64, stream: u64, what: &str) -> Result<Vec<Vec<u32>>> {
+    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); classes];
+    for (i, &y) in labels.iter().enumerate() {
+        let y = y as usize;
+        if y >= classes {
+            return Err(LabError::Data(format!("{what}: label {y} of example {i} is not below the class count {classes}")));
+        }
+        by_class[y].push(i as u32);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    for rows in &mut by_class {
+        shuffle(&mut rng, rows);
+    }
+    Ok(by_class)
+}
+
 /// Builds the training, validation and test sets of a run from a raw data set (see the module docs).
 pub fn prepare(raw: &RawData, opts: &PrepareOptions) -> Result<PreparedData> {
     let pool = raw.train.len();
     let (n, v, c) = (opts.train_size, opts.validation_size, raw.classes);
-    if pool > u32::MAX as usize {
+    if pool > u32::MAX as usize || raw.test.len() > u32::MAX as usize {
         return Err(LabError::Data(format!("{}: {pool} training examples are more than the lab indexes", raw.name)));
     }
-    if n == 0 || n + v > pool {
+    let from_test = opts.validation_from == ValidationSource::TestFile;
+    let held = if from_test { 0 } else { v };
+    if n == 0 || n + held > pool {
         return Err(LabError::config(
             "train_size",
-            format!("{n} training + {v} validation examples must be at least 1 and at most the {pool} examples of the {} training file", raw.name),
+            format!("{n} training + {held} held-out validation examples must be at least 1 and at most the {pool} examples of the {} training file", raw.name),
         ));
+    }
+    if from_test && v > raw.test.len() {
+        return Err(LabError::config("validation_size", format!("{v} validation examples are more than the {} of the {} test file", raw.test.len(), raw.name)));
     }
     let p = opts.random_label_fraction;
     if !p.is_finite() || !(0.0..=1.0).contains(&p) {
@@ -460,32 +675,30 @@ pub fn prepare(raw: &RawData, opts: &PrepareOptions) -> Result<PreparedData> {
         return Err(LabError::config("random_label_fraction", format!("a different random class needs at least 2 classes, {} has {c}", raw.name)));
     }
 
-    // Stratified, disjoint validation and training rows.
-    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); c];
-    for (i, &y) in raw.train.labels.iter().enumerate() {
-        let y = y as usize;
-        if y >= c {
-            return Err(LabError::Data(format!("{}: training label {y} of example {i} is not below the class count {c}", raw.name)));
+    // The training rows and the validation rows (of the training or of the test file).
+    let (train_rows, validation_rows) = match opts.subset {
+        SubsetRule::Stratified => {
+            // Stream 0 shuffles the training file's classes: validation held out first, training from the rest.
+            let by_class = shuffled_by_class(&raw.train.labels, c, opts.seed, 0, &format!("{} training file", raw.name))?;
+            let counts: Vec<usize> = by_class.iter().map(Vec::len).collect();
+            let val_counts = stratified_counts(&counts, held);
+            let left: Vec<usize> = counts.iter().zip(&val_counts).map(|(a, b)| a - b).collect();
+            let train_rows = take_by_class(&by_class, &val_counts, &stratified_counts(&left, n));
+            let validation_rows = if from_test {
+                // Stream 2 shuffles the test file's classes.
+                let by_class = shuffled_by_class(&raw.test.labels, c, opts.seed, 2, &format!("{} test file", raw.name))?;
+                let counts: Vec<usize> = by_class.iter().map(Vec::len).collect();
+                take_by_class(&by_class, &vec![0; c], &stratified_counts(&counts, v))
+            } else {
+                take_by_class(&by_class, &vec![0; c], &val_counts)
+            };
+            (train_rows, validation_rows)
         }
-        by_class[y].push(i as u32);
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    rng.set_stream(0);
-    for rows in &mut by_class {
-        shuffle(&mut rng, rows);
-    }
-    let counts: Vec<usize> = by_class.iter().map(Vec::len).collect();
-    let val_counts = stratified_counts(&counts, v);
-    let left: Vec<usize> = counts.iter().zip(&val_counts).map(|(a, b)| a - b).collect();
-    let train_counts = stratified_counts(&left, n);
-    let mut validation_rows = Vec::with_capacity(v);
-    let mut train_rows = Vec::with_capacity(n);
-    for (k, rows) in by_class.iter().enumerate() {
-        validation_rows.extend_from_slice(&rows[..val_counts[k]]);
-        train_rows.extend_from_slice(&rows[val_counts[k]..val_counts[k] + train_counts[k]]);
-    }
-    validation_rows.sort_unstable();
-    train_rows.sort_unstable();
+        SubsetRule::First => {
+            let validation_rows: Vec<u32> = if from_test { (0..v as u32).collect() } else { ((pool - v) as u32..pool as u32).collect() };
+            ((0..n as u32).collect(), validation_rows)
+        }
+    };
 
     // Random labels: exactly `flips` distinct examples, each moved to a uniformly drawn other class.
     let clean_labels: Vec<u32> = train_rows.iter().map(|&r| raw.train.labels[r as usize] as u32).collect();
@@ -516,20 +729,28 @@ pub fn prepare(raw: &RawData, opts: &PrepareOptions) -> Result<PreparedData> {
     train_name += ")";
     let train = Dataset::new(train_name, dim, c, u8s(train_bytes), labels)?;
     let validation = if v > 0 {
-        let labels = validation_rows.iter().map(|&r| raw.train.labels[r as usize] as u32).collect();
-        Some(Dataset::new(format!("{} validation", raw.name), dim, c, u8s(gather_rows(&raw.train.images, &validation_rows)), labels)?)
+        let file = if from_test { &raw.test } else { &raw.train };
+        let labels = validation_rows.iter().map(|&r| file.labels[r as usize] as u32).collect();
+        let name = if from_test { format!("{} validation (test file)", raw.name) } else { format!("{} validation", raw.name) };
+        Some(Dataset::new(name, dim, c, u8s(gather_rows(&file.images, &validation_rows)), labels)?)
     } else {
         None
     };
     let test_labels = raw.test.labels.iter().map(|&y| y as u32).collect();
     let test = Dataset::new(format!("{} test", raw.name), dim, c, u8s(raw.test.images.pixels.clone()), test_labels)?;
-    Ok(PreparedData { train, validation, test, train_rows, validation_rows, corrupted, clean_labels, pixel_mean, pixel_std })
+    let record = DataRecord::of_real(raw, opts, &train, &train_rows, &validation_rows, &corrupted, pixel_mean, pixel_std);
+    Ok(PreparedData { train, validation, test, train_rows, validation_rows, validation_from: opts.validation_from, corrupted, clean_labels, pixel_mean, pixel_std, record })
 }
 
-/// Reads the four gzipped IDX files of `dataset` from `data_dir/<name>/` (as `scripts/fetch-data` lays
-/// them out under `www/data`), falling back to the uncompressed names.
+/// What `sgd-lab` adds to the error about a file that is not the pinned one.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn load_raw(dataset: RealDataset, data_dir: &std::path::Path) -> Result<RawData> {
+const ACCEPT_FLAG: &str = ", or pass --allow-unpinned-data to use these files anyway (the results then record their SHA-256 and that they differ from the pins)";
+
+/// Reads the four gzipped IDX files of `dataset` from `data_dir/<name>/` (as `scripts/fetch-data` lays
+/// them out under `www/data`), falling back to the uncompressed names, and checks each against its
+/// pinned SHA-256 unless `allow_unpinned` (the records then say which differ).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_raw(dataset: RealDataset, data_dir: &std::path::Path, allow_unpinned: bool) -> Result<RawData> {
     let read = |file: &str| -> Result<Vec<u8>> {
         let gz = data_dir.join(dataset.name()).join(file);
         let plain = gz.with_extension("");
@@ -546,14 +767,85 @@ pub fn load_raw(dataset: RealDataset, data_dir: &std::path::Path) -> Result<RawD
             ))),
         }
     };
+    if dataset == RealDataset::Idx {
+        return Err(LabError::config("dataset.files", "files of your own are read with load_idx_files"));
+    }
     let files: Vec<Vec<u8>> = RealDataset::FILES.iter().map(|f| read(f)).collect::<Result<_>>()?;
-    RawData::from_files(dataset, &files[0], &files[1], &files[2], &files[3])
+    let raw = RawData::from_files(dataset, &files[0], &files[1], &files[2], &files[3])?;
+    if !allow_unpinned {
+        raw.check_pins(ACCEPT_FLAG)?;
+    }
+    Ok(raw)
 }
 
-/// Validates `config` (fields named under `data.`), reads its files from `data_dir` and prepares the run's data.
+/// Reads IDX files of your own (`"name": "idx"`), plain or gzipped: unsigned-byte images of any size and
+/// labels, the class count one more than the largest label of either file (at most 256). Their SHA-256
+/// are recorded; nothing is pinned.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn load_named(config: &DatasetConfig, data_dir: &std::path::Path) -> Result<PreparedData> {
+pub fn load_idx_files(files: &IdxFiles) -> Result<RawData> {
+    let read = |field: &str, path: &str| -> Result<(FileRecord, Vec<u8>)> {
+        let bytes = std::fs::read(path).map_err(|e| LabError::Io(format!("dataset.files.{field}: cannot read {path}: {e}")))?;
+        let content = super::idx::decompress(path, &bytes)?;
+        Ok((FileRecord::of(path, &content, None), content))
+    };
+    let (r0, train_images) = read("train_images", &files.train_images)?;
+    let (r1, train_labels) = read("train_labels", &files.train_labels)?;
+    let images = super::idx::parse_examples(&files.train_images, &train_images)?;
+    let labels = super::idx::parse_labels(&files.train_labels, &train_labels)?;
+    let mut records = vec![r0, r1];
+    let test = match (&files.test_images, &files.test_labels) {
+        (Some(ti), Some(tl)) => {
+            let (r2, test_images) = read("test_images", ti)?;
+            let (r3, test_labels) = read("test_labels", tl)?;
+            records.extend([r2, r3]);
+            Some((super::idx::parse_examples(ti, &test_images)?, super::idx::parse_labels(tl, &test_labels)?))
+        }
+        _ => None,
+    };
+    let max = labels.iter().chain(test.iter().flat_map(|(_, l)| l.iter())).copied().max();
+    let classes = max.map_or(0, |m| m as usize + 1);
+    if classes < 2 {
+        return Err(LabError::Data(format!("{}: the labels hold {} class{}; a classifier needs at least 2", files.train_labels, classes, if classes == 1 { "" } else { "es" })));
+    }
+    let train = LabelledImages::new(&format!("{} with {}", files.train_images, files.train_labels), images, labels, classes)?;
+    let test = match test {
+        Some((i, l)) => LabelledImages::new(&format!("{} with {}", files.test_images.as_deref().unwrap_or(""), files.test_labels.as_deref().unwrap_or("")), i, l, classes)?,
+        None => LabelledImages { images: super::idx::IdxImages { n: 0, rows: train.images.rows, cols: train.images.cols, pixels: Vec::new() }, labels: Vec::new() },
+    };
+    Ok(RawData { files: records, ..RawData::new("idx", classes, train, test)? })
+}
+
+/// Validates `config` (fields named under `data.`), reads its files (from `data_dir` for the sets the lab
+/// fetches, from `files` for your own) and prepares the run's data. Files that are not the pinned ones
+/// are refused unless `allow_unpinned`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_named(config: &DatasetConfig, data_dir: &std::path::Path, allow_unpinned: bool) -> Result<PreparedData> {
     config.validate("data")?;
-    let raw = load_raw(config.name, data_dir)?;
-    prepare(&raw, &config.options(raw.train.len()))
+    let raw = match &config.files {
+        Some(f) => load_idx_files(f)?,
+        None => load_raw(config.name, data_dir, allow_unpinned)?,
+    };
+    if let Some(want) = config.files.as_ref().and_then(|f| f.shape) {
+        if want != raw.shape() {
+            return Err(LabError::config("dataset.files.shape", format!("the config records {want:?}, but the files hold {:?}: they changed since it was written", raw.shape())));
+        }
+    }
+    prepare(&raw, &config.options(&raw.shape()))
+}
+
+impl DatasetConfig {
+    /// For files of your own whose shape is not recorded yet: reads them and writes what they hold into
+    /// `files.shape`, so the config validates (model sizes, N, B) and its results say what was read. A
+    /// recorded shape is kept (a saved run's report then needs no files) and checked against the files
+    /// when they are loaded ([`load_named`]). Does nothing for the data sets the lab fetches.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn resolve(&mut self) -> Result<()> {
+        match self.files.as_mut() {
+            Some(files) if files.shape.is_none() => {
+                files.shape = Some(load_idx_files(files)?.shape());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 }

@@ -36,6 +36,8 @@ pub struct RunArgs {
     pub patch: Option<String>,
     /// Where the real data sets are.
     pub data_dir: PathBuf,
+    /// Accept data files whose SHA-256 is not the pinned one (results record their hashes).
+    pub allow_unpinned_data: bool,
     /// No progress bar.
     pub quiet: bool,
     /// How often a group in training is checkpointed (at the next chunk boundary); `None`: never.
@@ -171,9 +173,9 @@ fn factory(choice: BackendChoice) -> Result<BackendFactory> {
     Ok(f)
 }
 
-fn source(data_dir: &Path) -> Box<dyn super::runner::DataSource> {
+fn source(data_dir: &Path, allow_unpinned: bool) -> Box<dyn super::runner::DataSource> {
     let dir = data_dir.to_path_buf();
-    Box::new(move |t: &crate::train::TrainConfig| t.load_data(&dir))
+    Box::new(move |t: &crate::train::TrainConfig| t.load_data_allowing(&dir, allow_unpinned))
 }
 
 /// `sgd-lab run`: runs (or resumes) an experiment in `args.out`, then writes its report when complete.
@@ -191,7 +193,7 @@ pub fn run(args: &RunArgs) -> Result<ExperimentResults> {
         None => (None, HashMap::new()),
     };
     write_atomic(&args.out.join("config.json"), config.to_json().as_bytes())?;
-    let mut run = ExperimentRun::new(config, args.shard, factory(args.backend)?, source(&args.data_dir), previous, params)?;
+    let mut run = ExperimentRun::new(config, args.shard, factory(args.backend)?, source(&args.data_dir, args.allow_unpinned_data), previous, params)?;
     resume_checkpoint(&mut run, &args.out, args.discard_checkpoint)?;
     let results = drive(run, &args.out, args.quiet, args.checkpoint_every)?;
     if results.complete() {
@@ -235,8 +237,8 @@ fn resume_checkpoint(run: &mut ExperimentRun, dir: &Path, discard: bool) -> Resu
 }
 
 /// `sgd-lab merge`: combines shard directories into `out`, finishes what needs all groups (interpolations)
-/// and writes the report.
-pub fn merge(dirs: &[PathBuf], out: &Path, backend: BackendChoice, data_dir: &Path, quiet: bool) -> Result<ExperimentResults> {
+/// and writes the report. Data files (for interpolations) are read from `data_dir`, pinned unless `allow_unpinned`.
+pub fn merge(dirs: &[PathBuf], out: &Path, backend: BackendChoice, (data_dir, allow_unpinned): (&Path, bool), quiet: bool) -> Result<ExperimentResults> {
     let mut parts = Vec::new();
     let mut params = HashMap::new();
     for d in dirs {
@@ -251,7 +253,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, backend: BackendChoice, data_dir: &Pa
     }
     fs::create_dir_all(out).map_err(io(out))?;
     write_atomic(&out.join("config.json"), merged.config.to_json().as_bytes())?;
-    let run = ExperimentRun::new(merged.config.clone(), None, factory(backend)?, source(data_dir), Some(merged), params)?;
+    let run = ExperimentRun::new(merged.config.clone(), None, factory(backend)?, source(data_dir, allow_unpinned), Some(merged), params)?;
     let results = drive(run, out, quiet, None)?;
     write_report(&results, out)?;
     Ok(results)
@@ -278,4 +280,60 @@ fn write_report(results: &ExperimentResults, dir: &Path) -> Result<()> {
         eprintln!("sgd-lab: {:?}: {}", c.verdict, c.statement);
     }
     Ok(())
+}
+
+/// `sgd-lab data indices INPUT`: the exact examples behind a run, as JSON — for every distinct real data
+/// set of INPUT (a run directory or its `results.json`, an experiment preset id or file, or a training
+/// config), the rows of the training and validation sets in their files, the replaced labels as
+/// `[position, label]` pairs, and the provenance record; for a saved run, whether the rebuilt data match
+/// the record it saved (`matches_saved_record`). Synthetic sets are listed with their record only (they are
+/// regenerated from their config; `sgd-lab data export` writes them).
+pub fn data_indices(input: &str, data_dir: &Path, allow_unpinned: bool) -> Result<String> {
+    let path = Path::new(input);
+    let results_file = if path.is_dir() { path.join("results.json") } else { path.to_path_buf() };
+    let (configs, saved): (Vec<crate::train::TrainConfig>, Vec<crate::data::DataRecord>) =
+        if let Some(r) = results_file.exists().then(|| fs::read_to_string(&results_file).ok()).flatten().and_then(|t| ExperimentResults::from_json(&t).ok()) {
+            (super::plan::plan(&r.config)?.into_iter().map(|j| j.train).collect(), r.data)
+        } else if let Ok(cfg) = load_config(input, None) {
+            (super::plan::plan(&cfg)?.into_iter().map(|j| j.train).collect(), Vec::new())
+        } else {
+            let text = fs::read_to_string(path).map_err(|e| LabError::Io(format!("{input}: not a run directory, results file, preset or config ({e})")))?;
+            (vec![crate::train::TrainConfig::from_json(&text)?], Vec::new())
+        };
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for t in configs {
+        let key = format!("{:?}|{:?}", t.data, t.dataset);
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let mut entry = serde_json::Map::new();
+        let record = match &t.dataset {
+            Some(d) => {
+                let p = crate::data::load_named(d, data_dir, allow_unpinned)?;
+                let replaced: Vec<[u32; 2]> = p.corrupted.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| [i as u32, p.train.labels[i]]).collect();
+                entry.insert("dataset".into(), serde_json::to_value(d).expect("configs serialise"));
+                entry.insert("train_rows".into(), serde_json::to_value(&p.train_rows).expect("rows"));
+                entry.insert("validation_from".into(), serde_json::to_value(p.validation_from).expect("enum"));
+                entry.insert("validation_rows".into(), serde_json::to_value(&p.validation_rows).expect("rows"));
+                entry.insert("random_labels".into(), serde_json::to_value(&replaced).expect("pairs"));
+                p.record
+            }
+            None => {
+                let d = crate::train::RunData::synthetic(&t)?;
+                entry.insert("data".into(), serde_json::to_value(&t.data).expect("configs serialise"));
+                d.provenance.expect("synthetic data carry their record")
+            }
+        };
+        if let Some(s) = saved.iter().find(|s| s.same_selection(&record)) {
+            entry.insert("matches_saved_record".into(), serde_json::Value::Bool(*s == record));
+            if let Some(diff) = record.difference(s) {
+                entry.insert("difference".into(), serde_json::Value::String(diff));
+            }
+        }
+        entry.insert("record".into(), serde_json::to_value(&record).expect("records serialise"));
+        out.push(serde_json::Value::Object(entry));
+    }
+    Ok(serde_json::to_string_pretty(&serde_json::json!({ "data": out })).expect("json"))
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::ModelTag;
 use super::spec::ExperimentConfig;
+use crate::data::DataRecord;
 use crate::error::{LabError, Result};
 
 /// Non-finite numbers (a diverged model's loss) are written as JSON `null` and read back as NaN, since
@@ -195,12 +196,16 @@ pub struct ExperimentResults {
     /// Interpolations (interpolation preset, after all jobs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interpolations: Vec<InterpolationResult>,
+    /// Where the data of the groups came from: one record per distinct data set and selection (files'
+    /// SHA-256, the rule and seed, digests of the chosen rows; `sgd-lab data indices` prints the rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<DataRecord>,
 }
 
 impl ExperimentResults {
     /// Empty results for a plan of `planned_jobs` jobs.
     pub fn new(config: ExperimentConfig, planned_jobs: usize, shard: Option<(usize, usize)>) -> Self {
-        ExperimentResults { config, planned_jobs, shard, jobs: Vec::new(), interpolations: Vec::new() }
+        ExperimentResults { config, planned_jobs, shard, jobs: Vec::new(), interpolations: Vec::new(), data: Vec::new() }
     }
 
     /// Every model result, job after job.
@@ -254,9 +259,26 @@ impl ExperimentResults {
                     out.interpolations.push(r);
                 }
             }
+            for d in &p.data {
+                out.add_data_record(d).map_err(|e| LabError::config("merge", format!("part {}: {e}", i + 1)))?;
+            }
         }
         out.jobs.sort_by_key(|j| j.job);
         Ok(out)
+    }
+
+    /// Adds the provenance of a group's data, once per distinct record. Refuses a record that chose its
+    /// examples as an earlier one did but from different data (other files, or other rows): the groups of
+    /// one run must see the same data.
+    pub fn add_data_record(&mut self, record: &DataRecord) -> Result<()> {
+        if self.data.contains(record) {
+            return Ok(());
+        }
+        if let Some(diff) = self.data.iter().filter(|d| d.same_selection(record)).find_map(|d| record.difference(d)) {
+            return Err(LabError::Data(format!("the data differ from those of the saved results: {diff}; use the same files, or another output directory")));
+        }
+        self.data.push(record.clone());
+        Ok(())
     }
 
     /// One CSV row per model: its grid position and what was measured.

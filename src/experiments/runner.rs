@@ -340,6 +340,9 @@ impl ExperimentRun {
         let key = format!("{:?}|{:?}", config.data, config.dataset);
         if !self.cache.contains_key(&key) {
             let mut d = self.source.load(config)?;
+            if let Some(record) = &d.provenance {
+                self.results.add_data_record(record)?;
+            }
             if !self.results.config.analysis.evaluate_test {
                 d.test = None;
             }

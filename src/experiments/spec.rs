@@ -298,7 +298,13 @@ impl ExperimentConfig {
             let p: serde_json::Value = serde_json::from_str(p).map_err(|e| json_err(e, "(override)"))?;
             merge_patch(&mut v, &p);
         }
-        let cfg: ExperimentConfig = crate::error::from_json_value(v)?;
+        #[allow(unused_mut)]
+        let mut cfg: ExperimentConfig = crate::error::from_json_value(v)?;
+        // Natively, IDX files of your own are read first to learn what they hold.
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(d) = cfg.dataset.as_mut() {
+            d.resolve()?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }

@@ -183,8 +183,14 @@ pub mod limits {
 
 impl TrainConfig {
     /// Parses JSON and validates every field; errors name the field.
+    /// Natively, IDX files of your own are read first to learn what they hold ([`DatasetConfig::resolve`]).
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: TrainConfig = crate::error::from_json_str(text)?;
+        #[allow(unused_mut)]
+        let mut cfg: TrainConfig = crate::error::from_json_str(text)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(d) = cfg.dataset.as_mut() {
+            d.resolve()?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -210,12 +216,10 @@ impl TrainConfig {
             }
         }
         let model_input = self.model.input;
-        if let Some(d) = &self.dataset {
-            if d.name.dim() != model_input || d.name.classes() != self.model.classes {
-                return Err(LabError::config(
-                    "model",
-                    format!("{} needs input {} and classes {}, got {} and {}", d.name.name(), d.name.dim(), d.name.classes(), model_input, self.model.classes),
-                ));
+        if let Some(shape) = self.dataset.as_ref().and_then(|d| d.shape()) {
+            if shape.dim != model_input || shape.classes != self.model.classes {
+                let name = self.dataset.as_ref().map_or("", |d| d.name.name());
+                return Err(LabError::config("model", format!("{name} needs input {} and classes {}, got {} and {}", shape.dim, shape.classes, model_input, self.model.classes)));
             }
         }
         if let Some(d) = &self.data {

@@ -17,7 +17,7 @@ pub use checkpoint::TrainerState;
 pub use sampler::{Sampler, SamplerState};
 
 use crate::backend::{Backend, DataHandle, EvalMetrics};
-use crate::data::{Dataset, PreparedData};
+use crate::data::{DataRecord, Dataset, PreparedData};
 use crate::error::{LabError, Result};
 use crate::model::ModelBatch;
 
@@ -54,6 +54,8 @@ pub struct RunData {
     pub validation: Option<Dataset>,
     /// Test set.
     pub test: Option<Dataset>,
+    /// Where the data came from and how it was chosen (absent for sets made in code).
+    pub provenance: Option<DataRecord>,
 }
 
 impl RunData {
@@ -62,22 +64,32 @@ impl RunData {
         let gen = config.data.as_ref().ok_or_else(|| {
             LabError::config("dataset", "a real data set must be loaded first (RunData::from_prepared, or TrainConfig::load_data natively)")
         })?;
-        Ok(RunData { train: gen.generate()?, train_clean: None, train_corrupted: None, validation: None, test: None })
+        let train = gen.generate()?;
+        let provenance = Some(DataRecord::of_synthetic(gen, &train));
+        Ok(RunData { train, train_clean: None, train_corrupted: None, validation: None, test: None, provenance })
     }
 
     /// Takes the sets of a prepared real data set (clean/corrupted parts only when labels were replaced).
     pub fn from_prepared(p: PreparedData) -> Result<Self> {
         let (train_clean, train_corrupted) = if p.corrupted_count() > 0 { (Some(p.clean_train()?), p.corrupted_train()?) } else { (None, None) };
-        Ok(RunData { train: p.train, train_clean, train_corrupted, validation: p.validation, test: Some(p.test) })
+        let test = (p.test.n > 0).then_some(p.test);
+        Ok(RunData { train: p.train, train_clean, train_corrupted, validation: p.validation, test, provenance: Some(p.record) })
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl TrainConfig {
-    /// The run's data: generated when synthetic, read from `data_dir` (e.g. `www/data`) when real.
+    /// The run's data: generated when synthetic, read from `data_dir` (e.g. `www/data`) when real, where
+    /// files other than the pinned ones are refused.
     pub fn load_data(&self, data_dir: &std::path::Path) -> Result<RunData> {
+        self.load_data_allowing(data_dir, false)
+    }
+
+    /// [`TrainConfig::load_data`], accepting files that are not the pinned ones when `allow_unpinned`
+    /// (their SHA-256 are in the data's provenance record).
+    pub fn load_data_allowing(&self, data_dir: &std::path::Path, allow_unpinned: bool) -> Result<RunData> {
         match &self.dataset {
-            Some(d) => RunData::from_prepared(crate::data::load_named(d, data_dir)?),
+            Some(d) => RunData::from_prepared(crate::data::load_named(d, data_dir, allow_unpinned)?),
             None => RunData::synthetic(self),
         }
     }
