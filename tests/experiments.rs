@@ -343,7 +343,8 @@ fn a_report_of_unfinished_results_is_refused() {
     assert!(e.contains("0 of 4 groups"), "{e}");
 }
 
-/// Results of a sweep whose λ_max is `f(η, B)` exactly, one model per cell and seed (seed noise ×(1 ± 1 %)).
+/// Results of a sweep whose λ_max is `f(η, B)` exactly, one model per cell and seed (seed noise ×(1 ± 1 %));
+/// training and validation accuracy are 1/λ_max, as if from a real data set with a validation split.
 fn synthetic_sweep(f: impl Fn(f64, f64) -> f64) -> ExperimentResults {
     let lrs = [0.00625f32, 0.0125, 0.025, 0.05];
     let bs = [62usize, 125, 250, 500, 1000];
@@ -361,7 +362,7 @@ fn synthetic_sweep(f: impl Fn(f64, f64) -> f64) -> ExperimentResults {
                     steps: 24,
                     epochs: 1.0,
                     diverged_at: None,
-                    last: CurvePoint { train_accuracy: 1.0 / lam, ..Default::default() },
+                    last: CurvePoint { train_accuracy: 1.0 / lam, validation_accuracy: Some(1.0 / lam), ..Default::default() },
                     curve: Vec::new(),
                     lambda_max: Some(lam),
                     trace: None,
