@@ -12,7 +12,7 @@ use sgd_lab::experiments::plan::plan;
 use sgd_lab::experiments::presets::{preset, PRESETS};
 use sgd_lab::experiments::report::{build, Verdict};
 use sgd_lab::experiments::spec::merge_patch;
-use sgd_lab::experiments::{CurvePoint, ExperimentConfig, ExperimentResults, ExperimentRun, JobResult, ModelResult, ModelTag, RunEvent};
+use sgd_lab::experiments::{AnalysisSettings, CurvePoint, ExperimentConfig, ExperimentKind, ExperimentResults, ExperimentRun, InterpolationResult, JobResult, ModelResult, ModelTag, RunEvent, SharpnessPoint};
 use sgd_lab::train::{RunData, ScheduleTarget, TrainConfig};
 
 /// A ratio sweep small enough to run in a second on synthetic data.
@@ -343,7 +343,8 @@ fn a_report_of_unfinished_results_is_refused() {
     assert!(e.contains("0 of 4 groups"), "{e}");
 }
 
-/// Results of a sweep whose λ_max is `f(η, B)` exactly, one model per cell and seed (seed noise ×(1 ± 1 %)).
+/// Results of a sweep whose λ_max is `f(η, B)` exactly, one model per cell and seed (seed noise ×(1 ± 1 %));
+/// training and validation accuracy are 1/λ_max, as if from a real data set with a validation split.
 fn synthetic_sweep(f: impl Fn(f64, f64) -> f64) -> ExperimentResults {
     let lrs = [0.00625f32, 0.0125, 0.025, 0.05];
     let bs = [62usize, 125, 250, 500, 1000];
@@ -361,7 +362,7 @@ fn synthetic_sweep(f: impl Fn(f64, f64) -> f64) -> ExperimentResults {
                     steps: 24,
                     epochs: 1.0,
                     diverged_at: None,
-                    last: CurvePoint { train_accuracy: 1.0 / lam, ..Default::default() },
+                    last: CurvePoint { train_accuracy: 1.0 / lam, validation_accuracy: Some(1.0 / lam), ..Default::default() },
                     curve: Vec::new(),
                     lambda_max: Some(lam),
                     trace: None,
@@ -514,3 +515,237 @@ fn a_models_lambda_max_and_trace_do_not_change_when_other_models_join_its_group(
     assert_eq!(a.last, c.last, "training does not depend on the group either");
     assert_eq!((a.lambda_max, a.trace, a.trace_std_error, a.trace_samples, a.probe_seed), (c.lambda_max, c.trace, c.trace_std_error, c.trace_samples, c.probe_seed));
 }
+
+// ---- Statistics' loose ends: the matched-ratio tolerance, no silent fallback to training accuracy, one
+// seed, and grids with a single η/B.
+
+/// Made-up results of every model `cfg` plans, without training: λ_max = `lam(tag)` (×(1 ± 1 %) by seed),
+/// a three-point curve (with a validation accuracy when `validation`, and an accuracy on the random labels
+/// where some were replaced), λ_max during training for edge of stability, and one interpolation per pair
+/// and seed for the interpolation presets.
+fn made_up(cfg: ExperimentConfig, validation: bool, lam: impl Fn(&ModelTag) -> f64) -> ExperimentResults {
+    let jobs = plan(&cfg).unwrap();
+    let edge = matches!(cfg.experiment, ExperimentKind::EdgeOfStability { .. });
+    let mut r = ExperimentResults::new(cfg.clone(), jobs.len(), None);
+    for j in &jobs {
+        let models = j
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(slot, t)| {
+                let l = lam(t) * (1.0 + 0.01 * (t.seed % 3) as f64 - 0.01);
+                let point = |k: usize| CurvePoint {
+                    step: (k + 1) * j.train.steps / 3,
+                    epoch: (k + 1) as f64,
+                    train_loss: 1.0 / (k + 2) as f64,
+                    train_accuracy: 0.5 + 0.1 * k as f64,
+                    validation_loss: validation.then_some(1.0),
+                    validation_accuracy: validation.then(|| 0.4 + 0.05 * k as f64 - 0.01 * l.ln()),
+                    corrupted_accuracy: (t.random_label_fraction > 0.0).then(|| 0.3 * (k + 1) as f64),
+                    ..Default::default()
+                };
+                let curve: Vec<CurvePoint> = (0..3).map(point).collect();
+                let threshold = 2.0 * (1.0 + f64::from(t.momentum)) / f64::from(t.lr);
+                let sharpness = if edge { (0..4).map(|k| SharpnessPoint { step: 10 * k, lambda_max: threshold * (0.6 + 0.1 * k as f64), threshold, probe_seed: None }).collect() } else { Vec::new() };
+                ModelResult { tag: t.clone(), job: j.index, slot, steps: j.train.steps, epochs: 3.0, diverged_at: None, last: curve[2].clone(), curve, lambda_max: Some(l), trace: None, trace_std_error: None, trace_samples: None, probe_seed: None, sharpness }
+            })
+            .collect();
+        r.jobs.push(JobResult { job: j.index, backend: "made up".into(), seconds: 0.0, models });
+    }
+    if let ExperimentKind::Interpolation { settings, pairs, alphas } = &cfg.experiment {
+        let pairs: Vec<[usize; 2]> = if pairs.is_empty() { (1..settings.len()).map(|i| [i - 1, i]).collect() } else { pairs.clone() };
+        let a: Vec<f64> = (0..alphas.points).map(|k| alphas.from + (alphas.to - alphas.from) * k as f64 / (alphas.points - 1) as f64).collect();
+        for p in pairs {
+            for &seed in &cfg.seeds {
+                let train_loss = a.iter().map(|x| 0.1 + (x - 0.5).powi(2)).collect();
+                r.interpolations.push(InterpolationResult { settings: p, seed, alphas: a.clone(), train_loss, train_accuracy: vec![0.9; a.len()], validation_loss: Vec::new(), validation_accuracy: Vec::new() });
+            }
+        }
+    }
+    r
+}
+
+/// λ_max = 10·(η/B)^−½: a function of the ratio alone.
+fn of_ratio(t: &ModelTag) -> f64 {
+    10.0 * t.ratio().powf(-0.5)
+}
+
+fn claim<'a>(rep: &'a sgd_lab::experiments::report::Report, starts: &str) -> &'a sgd_lab::experiments::report::Claim {
+    rep.claims.iter().find(|c| c.statement.starts_with(starts)).unwrap_or_else(|| panic!("no claim starting {starts}: {:?}", rep.claims))
+}
+
+/// A sweep whose cells η=0.01, B=25 (η/B 4e-4) and η=0.0204, B=50 (η/B 4.08e-4) differ in η/B by 1.96 %; the
+/// other pairs differ by a factor of 2 or more.
+fn near_miss_sweep(patch: &str) -> ExperimentResults {
+    let base = r#"{"seeds": [1, 2, 3], "experiment": {"lrs": [0.01, 0.0204], "batch_sizes": [25, 50], "extra_budgets": []}}"#;
+    let mut cfg = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(base)).unwrap().to_json();
+    cfg = ExperimentConfig::from_json_with_patch(&cfg, Some(patch)).unwrap().to_json();
+    made_up(ExperimentConfig::from_json(&cfg).unwrap(), true, of_ratio)
+}
+
+#[test]
+fn the_matched_ratio_tolerance_defaults_to_two_percent_and_decides_which_cells_share_an_iso_ratio_line() {
+    assert_eq!(AnalysisSettings::default().matched_ratio_tolerance, 0.02);
+    assert_eq!(ExperimentConfig::from_json(TINY_SWEEP).unwrap().analysis.matched_ratio_tolerance, 0.02);
+    // 1.96 % apart: inside the default 2 %, the pair is matched and the claim is decided ...
+    let inside = build(&near_miss_sweep("{}")).unwrap();
+    let c = claim(&inside, "Cells with the same η/B");
+    assert_eq!(c.verdict, Verdict::Holds, "{c:?}");
+    assert!(c.value.contains("1 pairs") && c.statistic.contains("within 2 %"), "{c:?}");
+    // ... and just outside a 1.9 % tolerance there is no pair, which the claim says, naming the closest one.
+    let outside = build(&near_miss_sweep(r#"{"analysis": {"matched_ratio_tolerance": 0.019}}"#)).unwrap();
+    let c = claim(&outside, "Cells with the same η/B");
+    assert_eq!(c.verdict, Verdict::Inconclusive, "{c:?}");
+    assert!(
+        c.value.contains("no pair of cells within the 1.9 % tolerance; closest: η=0.01, B=25 vs η=0.0204, B=50 (η/B 4.00e-4 vs 4.08e-4, differ by 1.96 %)"),
+        "{}",
+        c.value
+    );
+}
+
+#[test]
+fn a_matched_ratio_tolerance_outside_zero_to_one_is_refused_by_its_name() {
+    for bad in ["0", "1", "-0.1", "1.5"] {
+        let patch = format!(r#"{{"analysis": {{"matched_ratio_tolerance": {bad}}}}}"#);
+        let e = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(&patch)).unwrap_err().to_string();
+        assert!(e.contains("analysis.matched_ratio_tolerance") && e.contains("(0, 1)"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn results_saved_before_the_tolerance_existed_still_load_with_its_default() {
+    let r = near_miss_sweep("{}");
+    let mut v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert!(v["config"]["analysis"].as_object_mut().unwrap().remove("matched_ratio_tolerance").is_some());
+    let back = ExperimentResults::from_json(&v.to_string()).unwrap();
+    assert_eq!(back, r);
+}
+
+/// Every generalisation claim of `rep`: the claims whose statement or statistic is about validation accuracy.
+fn generalisation_claims(rep: &sgd_lab::experiments::report::Report) -> Vec<&sgd_lab::experiments::report::Claim> {
+    rep.claims.iter().filter(|c| c.statement.contains("validation accuracy") || c.statistic.contains("validation accuracy") || c.statement.contains("generalises")).collect()
+}
+
+#[test]
+fn without_a_validation_split_every_generalisation_claim_refuses_and_says_how_to_get_one() {
+    // Synthetic data has no validation split: a real run of the tiny sweep.
+    let run = whole_run(TINY_SWEEP);
+    let rep = build(run.results()).unwrap();
+    let c = claim(&rep, "Higher η/B gives better validation accuracy");
+    assert_eq!(c.verdict, Verdict::Inconclusive);
+    assert!(c.value.starts_with("refused: no model has a validation accuracy") && c.value.contains("synthetic `data` has no validation split") && c.value.contains("validation_size"), "{}", c.value);
+    assert!(rep.tables[0].contains("training accuracy (no validation split)"), "tables still show training accuracy, named: {}", rep.tables[0]);
+    assert!(rep.figures.iter().any(|f| f.title.starts_with("training accuracy (no validation split) against η/B")));
+    // Every preset, on a real data set without `validation_size`.
+    for (id, _) in PRESETS {
+        let cfg = preset(id, Some(r#"{"dataset": {"validation_size": null}}"#)).unwrap();
+        let rep = build(&made_up(cfg, false, of_ratio)).unwrap();
+        let claims = generalisation_claims(&rep);
+        assert!(!claims.is_empty() || ["e6-breakdown", "edge-of-stability"].contains(&id), "{id} has generalisation claims");
+        for c in claims {
+            assert_eq!(c.verdict, Verdict::Inconclusive, "{id}: {c:?}");
+            assert!(c.value.starts_with("refused: no model has a validation accuracy") && c.value.contains("set `dataset.validation_size`"), "{id}: {}", c.value);
+        }
+    }
+}
+
+#[test]
+fn when_only_some_models_have_a_validation_accuracy_the_claim_refuses_and_counts_those_without() {
+    let mut r = synthetic_sweep(|lr, b| 10.0 * (lr / b).powf(-0.5));
+    for m in r.jobs[0].models.iter_mut().take(5) {
+        m.last.validation_accuracy = None;
+    }
+    let rep = build(&r).unwrap();
+    let c = claim(&rep, "Higher η/B gives better validation accuracy");
+    assert_eq!(c.verdict, Verdict::Inconclusive);
+    assert!(c.value.starts_with("refused: 5 of 60 finished models have no validation accuracy"), "{}", c.value);
+    assert!(rep.tables[0].contains("training accuracy (5 of 60 models lack a validation accuracy)"), "{}", rep.tables[0]);
+    // With every model's validation accuracy, the claim is decided on it.
+    let whole = build(&synthetic_sweep(|lr, b| 10.0 * (lr / b).powf(-0.5))).unwrap();
+    assert_eq!(claim(&whole, "Higher η/B gives better validation accuracy").verdict, Verdict::Holds);
+    assert!(whole.tables[0].contains("| validation accuracy |"), "{}", whole.tables[0]);
+}
+
+/// `{"seeds": [1]}` and the smallest grid each preset's validation allows.
+const SMALLEST: [(&str, &str); 8] = [
+    ("e1-ratio-sweep", r#"{"experiment": {"lrs": [0.01], "batch_sizes": [50], "extra_budgets": []}}"#),
+    ("e1-ratio-sweep-deep", r#"{"experiment": {"lrs": [0.01], "batch_sizes": [50], "extra_budgets": []}}"#),
+    ("e2-interpolation-ratios", r#"{"experiment": {"settings": [{"lr": 0.1, "batch_size": 32}, {"lr": 0.01, "batch_size": 32}], "pairs": [[0, 1]]}}"#),
+    ("e3-interpolation-equal-ratio", r#"{"experiment": {"settings": [{"lr": 0.1, "batch_size": 32}, {"lr": 0.2, "batch_size": 64}], "pairs": [[0, 1]]}}"#),
+    ("e4-schedules", r#"{"experiment": {"factors": [1], "constant": []}}"#),
+    ("e5-memorization", r#"{"experiment": {"random_label_fractions": [0.5], "lrs": [0.05], "batch_sizes": [50], "momenta": [0]}}"#),
+    ("e6-breakdown", r#"{"experiment": {"betas": [1], "train_sizes": [200]}}"#),
+    ("edge-of-stability", r#"{"experiment": {"lrs": [0.05], "batch_sizes": [0]}}"#),
+];
+
+fn one_seed(id: &str, grid: Option<&str>) -> ExperimentConfig {
+    let mut json = preset(id, Some(r#"{"seeds": [1]}"#)).unwrap().to_json();
+    if let Some(g) = grid {
+        json = ExperimentConfig::from_json_with_patch(&json, Some(g)).unwrap().to_json();
+    }
+    ExperimentConfig::from_json(&json).unwrap()
+}
+
+#[test]
+fn a_one_seed_report_prints_n_a_for_every_spread_and_never_nan() {
+    // A real one-seed run of the tiny sweep ...
+    let run = whole_run(&ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"seeds": [1]}"#)).unwrap().to_json());
+    let rep = build(run.results()).unwrap();
+    let md = rep.to_markdown("figures");
+    assert!(md.contains("± n/a (1 seed)") && !md.contains("NaN"), "{md}");
+    let c = claim(&rep, "Cells with the same η/B");
+    assert_eq!(c.verdict, Verdict::Inconclusive);
+    assert!(c.value.contains("seed-to-seed spread n/a (1 seed)"), "{}", c.value);
+    // ... and every preset, at its own grid and at the smallest one, from made-up one-seed results.
+    for (id, grid) in SMALLEST {
+        for g in [None, Some(grid)] {
+            let rep = build(&made_up(one_seed(id, g), true, of_ratio)).unwrap_or_else(|e| panic!("{id} {g:?}: {e}"));
+            let md = rep.to_markdown("figures");
+            assert!(!md.contains("NaN"), "{id} {g:?}: {md}");
+            if md.contains(" ± ") && !id.starts_with("e5") {
+                assert!(md.contains("n/a (1 seed)"), "{id} {g:?}: {md}");
+            }
+        }
+    }
+    let e4 = build(&made_up(one_seed("e4-schedules", None), true, of_ratio)).unwrap();
+    assert!(e4.claims.iter().all(|c| c.value.starts_with("n/a (1 seed): a t interval needs at least 2 seed pairs")), "{:?}", e4.claims);
+    let e3 = build(&made_up(one_seed("e3-interpolation-equal-ratio", None), true, of_ratio)).unwrap();
+    assert!(claim(&e3, "Minima found with the same η/B").value.starts_with("n/a (1 seed)"));
+}
+
+#[test]
+fn a_one_by_one_grid_finishes_with_its_report_and_notes_the_skipped_figures() {
+    let one = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"experiment": {"lrs": [0.05], "batch_sizes": [8], "extra_budgets": []}}"#)).unwrap();
+    let run = whole_run(&one.to_json());
+    let rep = build(run.results()).unwrap();
+    assert!(rep.figures.is_empty(), "{:?}", rep.figures.iter().map(|f| &f.name).collect::<Vec<_>>());
+    let notes: Vec<&String> = rep.caveats.iter().filter(|c| c.starts_with("Figures not drawn")).collect();
+    assert!(notes.iter().any(|n| n.contains("`lambda-max-vs-ratio-0`") && n.contains("every cell of this grid has the same η/B")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("`lambda-max-heatmap-0`, `accuracy-heatmap-0`") && n.contains("this grid has 1 × 1")), "{notes:?}");
+    let c = claim(&rep, "Cells with the same η/B");
+    assert!(c.verdict == Verdict::Inconclusive && c.value.contains("1 finished cell(s), so no pair of cells to compare"), "{c:?}");
+    let md = rep.to_markdown("figures");
+    assert!(md.contains("No figure could be drawn; the caveats say why.") && !md.contains("NaN"), "{md}");
+}
+
+#[test]
+fn a_grid_with_one_learning_rate_draws_its_ratio_plots_and_skips_only_the_heatmaps() {
+    let cfg = ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(r#"{"experiment": {"lrs": [0.05], "batch_sizes": [8, 16], "extra_budgets": []}}"#)).unwrap();
+    let rep = build(&made_up(cfg, true, of_ratio)).unwrap();
+    let names: Vec<&str> = rep.figures.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["lambda-max-vs-ratio-0", "accuracy-vs-ratio-0"]);
+    assert!(rep.caveats.iter().any(|c| c.starts_with("Figures not drawn: `lambda-max-heatmap-0`, `accuracy-heatmap-0`") && c.contains("1 × 2")), "{:?}", rep.caveats);
+}
+
+#[test]
+fn a_figure_that_cannot_be_drawn_becomes_a_caveat_instead_of_costing_the_report() {
+    // No model has a λ_max: the λ_max figures have nothing to draw.
+    let mut r = synthetic_sweep(|lr, b| 10.0 * (lr / b).powf(-0.5));
+    for m in r.jobs[0].models.iter_mut() {
+        m.lambda_max = None;
+    }
+    let rep = build(&r).unwrap();
+    assert!(rep.caveats.iter().any(|c| c.starts_with("Figure not drawn: `lambda-max-vs-ratio-0`") && c.contains("no finite points to draw")), "{:?}", rep.caveats);
+    assert!(rep.figures.iter().any(|f| f.name == "accuracy-vs-ratio-0"), "the other figures are drawn");
+}
+

@@ -127,3 +127,29 @@ fn a_bad_override_names_the_field_and_the_preset() {
     let o = sgd_lab().args(["no-such-preset", "--out", "/nonexistent/never"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("the presets are e1-ratio-sweep"));
 }
+
+/// A 1 × 1 ratio sweep with one seed on synthetic data, a few steps.
+const ONE_BY_ONE: &str = r#"{
+    "id": "one-by-one", "title": "a 1 × 1 sweep",
+    "model": {"input": 2, "hidden": [8], "classes": 2, "activation": "tanh", "init": "xavier"},
+    "data": {"kind": "two_spirals", "n": 64, "noise": 0.1, "seed": 3},
+    "budget": {"steps": 10}, "seeds": [1],
+    "analysis": {"hessian_examples": 32, "lanczos_iterations": 4},
+    "experiment": {"kind": "ratio_sweep", "lrs": [0.05], "batch_sizes": [8]}
+}"#;
+
+#[test]
+fn a_one_by_one_grid_with_one_seed_runs_to_exit_0_and_writes_its_report() {
+    let dir = scratch("one-by-one");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("one-by-one.json");
+    std::fs::write(&cfg, ONE_BY_ONE).unwrap();
+    let out = dir.join("run");
+    let o = sgd_lab().arg(&cfg).args(["--backend", "cpu", "--quiet", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("claims.md")).unwrap();
+    assert!(md.contains("## Claims tested") && md.contains("Figures not drawn: `lambda-max-heatmap-0`"), "{md}");
+    assert!(md.contains("n/a (1 seed)") && !md.contains("NaN"), "{md}");
+    assert!(out.join("report.json").is_file() && out.join("results.csv").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

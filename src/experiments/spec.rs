@@ -175,6 +175,24 @@ pub struct AnalysisSettings {
     /// Confidence level of the reported intervals.
     #[serde(default = "default_level")]
     pub confidence: f64,
+    /// Relative tolerance under which two settings count as having the same η/B (on one iso-η/B line):
+    /// `|r₁ − r₂| / max(r₁, r₂)` below it. Learning rates are f32 and grids are hand-written, so exactly
+    /// equal ratios rarely are; 0.02 treats 0.1/48 and 0.4/192 as equal but 0.01/50 and 0.02/128 not.
+    #[serde(default = "default_matched_ratio_tolerance")]
+    pub matched_ratio_tolerance: f64,
+}
+
+impl AnalysisSettings {
+    /// `|a − b| / max(a, b)`: how far apart two η/B are, relative to the larger (symmetric, so the order
+    /// in which a grid lists its cells does not matter).
+    pub fn ratio_mismatch(a: f64, b: f64) -> f64 {
+        (a - b).abs() / a.abs().max(b.abs())
+    }
+
+    /// Whether two η/B count as the same under [`Self::matched_ratio_tolerance`].
+    pub fn same_ratio(&self, a: f64, b: f64) -> bool {
+        Self::ratio_mismatch(a, b) < self.matched_ratio_tolerance
+    }
 }
 
 impl Default for AnalysisSettings {
@@ -186,6 +204,7 @@ impl Default for AnalysisSettings {
             evaluations: 0,
             evaluate_test: false,
             confidence: default_level(),
+            matched_ratio_tolerance: default_matched_ratio_tolerance(),
         }
     }
 }
@@ -198,6 +217,9 @@ fn default_lanczos() -> usize {
 }
 fn default_level() -> f64 {
     0.95
+}
+fn default_matched_ratio_tolerance() -> f64 {
+    0.02
 }
 fn default_group() -> usize {
     16
@@ -354,6 +376,9 @@ impl ExperimentConfig {
         range("analysis.evaluations", a.evaluations, 0, 10_000)?;
         if !(a.confidence > 0.5 && a.confidence < 1.0) {
             return Err(LabError::config("analysis.confidence", format!("must be in (0.5, 1), got {}", a.confidence)));
+        }
+        if !(a.matched_ratio_tolerance > 0.0 && a.matched_ratio_tolerance < 1.0) {
+            return Err(LabError::config("analysis.matched_ratio_tolerance", format!("must be in (0, 1) (a share: 0.02 is 2 %), got {}", a.matched_ratio_tolerance)));
         }
         range("max_models_per_group", self.max_models_per_group, 1, limits::MAX_MODELS)?;
         range("chunk_steps", self.chunk_steps, 1, limits::MAX_CHUNK)?;

@@ -1,7 +1,7 @@
 //! Edge of stability (Cohen et al. 2021): under full-batch gradient descent λ_max rises to 2(1+μ)/η and
 //! hovers there; SGD's noise keeps it below. Tested on the late part of each model's λ_max curve.
 
-use super::{group_by, num, Claim, Figure, Report, Verdict};
+use super::{group_by, num, Claim, Report, Verdict};
 use crate::error::Result;
 use crate::experiments::figures::{lines_svg, Axis, RefKind, RefLine, Series};
 use crate::experiments::results::{ExperimentResults, ModelResult};
@@ -66,11 +66,11 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
             }
         }
         let (name, what) = if is_full { ("edge-full-batch", "full-batch gradient descent") } else { ("edge-sgd", "SGD") };
-        r.figures.push(Figure {
-            name: name.into(),
-            title: format!("λ_max during {what}, with each learning rate's stability threshold (grey)"),
-            svg: lines_svg(&format!("λ_max during {what}"), &step, &Axis { label: "λ_max".into(), log: true }, &series, &refs)?,
-        });
+        r.add_figure(
+            name,
+            format!("λ_max during {what}, with each learning rate's stability threshold (grey)"),
+            lines_svg(&format!("λ_max during {what}"), &step, &Axis { label: "λ_max".into(), log: true }, &series, &refs),
+        );
     }
     r.caveats.push("The threshold 2(1+μ)/η is exact for full-batch GD on a quadratic; SGD's effective threshold is lower and depends on B, so 'below the edge' for SGD is expected rather than a test of the paper.".into());
     r.caveats.push("With the cross-entropy loss, λ_max tends to fall again once the training loss approaches zero (the logits grow and the softmax saturates), which pulls the late median below the band even after λ_max touched the threshold; the peak ratio is shown beside it.".into());

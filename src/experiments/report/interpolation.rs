@@ -4,11 +4,11 @@
 
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
-use super::{generalisation, generalisation_name, group_by, num, spearman_claim, Claim, Figure, Report, Verdict};
+use super::{group_by, mean_sd, num, one_replicate, spearman_claim, Claim, Generalisation, Report, Verdict};
 use crate::error::Result;
 use crate::experiments::figures::{lines_svg, scatter_svg, Axis, RefKind, RefLine, Series};
 use crate::experiments::results::{ExperimentResults, InterpolationResult, ModelResult};
-use crate::experiments::spec::{ExperimentKind, Setting};
+use crate::experiments::spec::{AnalysisSettings, ExperimentKind, Setting};
 use crate::experiments::stats;
 
 /// How far outside each minimum the rise of the loss is read, in units of the distance between them.
@@ -16,11 +16,13 @@ const OUTWARD: f64 = 0.5;
 
 pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> {
     let ExperimentKind::Interpolation { settings, .. } = &results.config.experiment else { unreachable!("dispatched on kind") };
-    let conf = results.config.analysis.confidence;
+    let analysis = &results.config.analysis;
+    let conf = analysis.confidence;
     let ratios: Vec<f64> = settings.iter().map(|s| f64::from(s.lr) / s.batch_size as f64).collect();
-    let equal = ratios.iter().all(|x| ((x - ratios[0]) / ratios[0]).abs() < 0.02);
+    let equal = ratios.iter().all(|&x| analysis.same_ratio(x, ratios[0]));
     let ok: Vec<&ModelResult> = results.models().filter(|m| m.ok() && m.lambda_max.is_some_and(|l| l.is_finite() && l > 0.0)).collect();
-    let gen_name = generalisation_name(results);
+    let gen = Generalisation::of(results);
+    let one_seed = results.config.seeds.len() == 1;
     if equal {
         r.claims.push(anova_claim(
             "Minima found with the same η/B have the same λ_max, whatever η and B are separately.",
@@ -28,25 +30,28 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
             &ok,
             |m| m.lambda_max.unwrap_or(f64::NAN).ln(),
             conf,
+            one_seed,
         ));
-        r.claims.push(anova_claim(&format!("They reach the same {gen_name}."), gen_name, &ok, generalisation, conf));
+        let same = format!("They reach the same {}.", Generalisation::CLAIMED);
+        r.claims.push(gen.guard(anova_claim(&same, Generalisation::CLAIMED, &ok, |m| gen.value(m), conf, one_seed)));
         r.claims.push(symmetry_claim(&results.interpolations));
         r.caveats.push("'Holds' for the equal-ratio claims means that no difference was detected with these seeds (a one-way ANOVA that fails to reject); more seeds could reveal a small one.".into());
     } else {
         let x: Vec<f64> = ok.iter().map(|m| m.tag.ratio()).collect();
         let y: Vec<f64> = ok.iter().map(|m| m.lambda_max.unwrap_or(f64::NAN)).collect();
         r.claims.push(spearman_claim("The minimum found with the larger η/B is wider (smaller λ_max).", "η/B", "λ_max", &x, &y, false, conf));
-        let g: Vec<f64> = ok.iter().map(|m| generalisation(m)).collect();
-        r.claims.push(spearman_claim(&format!("The larger η/B generalises better ({gen_name})."), "η/B", gen_name, &x, &g, true, conf));
-        r.claims.push(wider_end_claim(&results.interpolations, settings));
+        let g: Vec<f64> = ok.iter().map(|m| gen.value(m)).collect();
+        let better = format!("The larger η/B generalises better ({}).", Generalisation::CLAIMED);
+        r.claims.push(gen.guard(spearman_claim(&better, "η/B", Generalisation::CLAIMED, &x, &g, true, conf)));
+        r.claims.push(wider_end_claim(&results.interpolations, settings, analysis));
     }
-    r.tables.push(setting_table(results, settings, gen_name));
-    figures(results, settings, r)?;
+    r.tables.push(setting_table(results, settings, &gen));
+    figures(results, settings, r);
     Ok(())
 }
 
 /// One-way ANOVA across settings: holds when no difference is detected (p ≥ 1 − confidence).
-fn anova_claim(statement: &str, what: &str, ok: &[&ModelResult], f: impl Fn(&ModelResult) -> f64, conf: f64) -> Claim {
+fn anova_claim(statement: &str, what: &str, ok: &[&ModelResult], f: impl Fn(&ModelResult) -> f64, conf: f64, one_seed: bool) -> Claim {
     let groups: Vec<Vec<f64>> = group_by(ok.iter().copied(), |m| m.tag.setting).into_iter().map(|(_, ms)| ms.iter().map(|m| f(m)).filter(|v| v.is_finite()).collect()).collect();
     let statistic = format!("one-way ANOVA of {what} across the settings (seeds as replicates); holds if p ≥ {}", super::alpha(conf));
     match anova(&groups) {
@@ -56,7 +61,10 @@ fn anova_claim(statement: &str, what: &str, ok: &[&ModelResult], f: impl Fn(&Mod
             value: format!("F({df1}, {df2}) = {}, p = {}; setting means {}", num(fstat), num(p), groups.iter().map(|g| num(stats::mean(g))).collect::<Vec<_>>().join(", ")),
             verdict: if p >= 1.0 - conf { Verdict::Holds } else { Verdict::DoesNotHold },
         },
-        None => Claim { statement: statement.into(), statistic, value: "undefined: each setting needs at least 2 finished seeds".into(), verdict: Verdict::Inconclusive },
+        None => {
+            let value = if one_seed { format!("{}: the ANOVA needs at least 2 seeds per setting", one_replicate("seed")) } else { "undefined: each setting needs at least 2 finished seeds, and some spread among them".into() };
+            Claim { statement: statement.into(), statistic, value, verdict: Verdict::Inconclusive }
+        }
     }
 }
 
@@ -106,7 +114,7 @@ fn outward_losses(i: &InterpolationResult) -> Option<(f64, f64)> {
     Some((l, r))
 }
 
-fn wider_end_claim(interps: &[InterpolationResult], settings: &[Setting]) -> Claim {
+fn wider_end_claim(interps: &[InterpolationResult], settings: &[Setting], analysis: &AnalysisSettings) -> Claim {
     let ratio = |s: usize| f64::from(settings[s].lr) / settings[s].batch_size as f64;
     let mut agree = 0;
     let mut total = 0;
@@ -114,7 +122,8 @@ fn wider_end_claim(interps: &[InterpolationResult], settings: &[Setting]) -> Cla
     for i in interps {
         if let Some((left, right)) = rises(i) {
             let (r0, r1) = (ratio(i.settings[0]), ratio(i.settings[1]));
-            if r0 == r1 {
+            // A pair of equal η/B has no larger-η/B end to test.
+            if analysis.same_ratio(r0, r1) {
                 continue;
             }
             total += 1;
@@ -142,18 +151,19 @@ fn symmetry_claim(interps: &[InterpolationResult]) -> Claim {
     Claim { statement, statistic, value: format!("ratios {}", ratios.iter().map(|&x| num(x)).collect::<Vec<_>>().join(", ")), verdict }
 }
 
-fn setting_table(results: &ExperimentResults, settings: &[Setting], gen_name: &str) -> String {
+fn setting_table(results: &ExperimentResults, settings: &[Setting], gen: &Generalisation) -> String {
+    let gen_name = gen.label();
     let mut t = format!("| setting | η/B | λ_max (mean ± sd) | {gen_name} | train loss | diverged |\n|---|---|---|---|---|---|\n");
     for (si, s) in settings.iter().enumerate() {
         let all: Vec<&ModelResult> = results.models().filter(|m| m.tag.setting == Some(si)).collect();
         let ok: Vec<&ModelResult> = all.iter().copied().filter(|m| m.ok()).collect();
-        let ms = |v: Vec<f64>| if v.is_empty() { "–".to_string() } else { format!("{} ± {}", num(stats::mean(&v)), num(stats::sample_std(&v))) };
+        let ms = |v: Vec<f64>| mean_sd(&v, "seed");
         t += &format!(
             "| {} | {} | {} | {} | {} | {} of {} |\n",
             s.name(),
             num(f64::from(s.lr) / s.batch_size as f64),
             ms(ok.iter().filter_map(|m| m.lambda_max).collect()),
-            ms(ok.iter().map(|m| generalisation(m)).collect()),
+            ms(ok.iter().map(|m| gen.value(m)).collect()),
             ms(ok.iter().map(|m| m.last.train_loss).collect()),
             all.len() - ok.len(),
             all.len()
@@ -162,7 +172,7 @@ fn setting_table(results: &ExperimentResults, settings: &[Setting], gen_name: &s
     t
 }
 
-fn figures(results: &ExperimentResults, settings: &[Setting], r: &mut Report) -> Result<()> {
+fn figures(results: &ExperimentResults, settings: &[Setting], r: &mut Report) {
     let alpha = Axis { label: "α  ((1−α)·θ₁ + α·θ₂)".into(), log: false };
     let ends = |a: &str, b: &str| vec![RefLine { label: format!("θ₁: {a}"), kind: RefKind::Vertical(0.0) }, RefLine { label: format!("θ₂: {b}"), kind: RefKind::Vertical(1.0) }];
     for ([a, b], group) in group_by(results.interpolations.iter(), |i| i.settings) {
@@ -179,16 +189,16 @@ fn figures(results: &ExperimentResults, settings: &[Setting], r: &mut Report) ->
                 acc.push(Series { name: format!("validation, seed {}", i.seed), points: i.alphas.iter().copied().zip(i.validation_accuracy.iter().copied()).collect(), errors: None, dashed: true });
             }
         }
-        r.figures.push(Figure {
-            name: format!("interpolation-loss-{a}-{b}"),
-            title: format!("Loss along (1−α)·θ₁ + α·θ₂, θ₁ from {na}, θ₂ from {nb}"),
-            svg: lines_svg(&format!("loss: {na} → {nb}"), &alpha, &Axis { label: "cross-entropy (log)".into(), log: true }, &loss, &ends(&na, &nb))?,
-        });
-        r.figures.push(Figure {
-            name: format!("interpolation-accuracy-{a}-{b}"),
-            title: format!("Accuracy along the same line, {na} → {nb}"),
-            svg: lines_svg(&format!("accuracy: {na} → {nb}"), &alpha, &Axis { label: "accuracy".into(), log: false }, &acc, &ends(&na, &nb))?,
-        });
+        r.add_figure(
+            format!("interpolation-loss-{a}-{b}"),
+            format!("Loss along (1−α)·θ₁ + α·θ₂, θ₁ from {na}, θ₂ from {nb}"),
+            lines_svg(&format!("loss: {na} → {nb}"), &alpha, &Axis { label: "cross-entropy (log)".into(), log: true }, &loss, &ends(&na, &nb)),
+        );
+        r.add_figure(
+            format!("interpolation-accuracy-{a}-{b}"),
+            format!("Accuracy along the same line, {na} → {nb}"),
+            lines_svg(&format!("accuracy: {na} → {nb}"), &alpha, &Axis { label: "accuracy".into(), log: false }, &acc, &ends(&na, &nb)),
+        );
     }
     let series: Vec<Series> = settings
         .iter()
@@ -200,10 +210,9 @@ fn figures(results: &ExperimentResults, settings: &[Setting], r: &mut Report) ->
             dashed: false,
         })
         .collect();
-    r.figures.push(Figure {
-        name: "lambda-max-by-setting".into(),
-        title: "λ_max of every minimum against its η/B (one point per seed)".into(),
-        svg: scatter_svg("λ_max per setting", &Axis { label: "η/B".into(), log: true }, &Axis { label: "λ_max".into(), log: true }, &series, &[])?,
-    });
-    Ok(())
+    r.add_figure(
+        "lambda-max-by-setting",
+        "λ_max of every minimum against its η/B (one point per seed)",
+        scatter_svg("λ_max per setting", &Axis { label: "η/B".into(), log: true }, &Axis { label: "λ_max".into(), log: true }, &series, &[]),
+    );
 }

@@ -14,8 +14,8 @@ mod memorization;
 mod schedules;
 mod sweep;
 
-use super::results::{ExperimentResults, ModelResult};
-use super::spec::ExperimentKind;
+use super::results::{CurvePoint, ExperimentResults, ModelResult};
+use super::spec::{AnalysisSettings, ExperimentKind};
 use super::stats;
 use crate::error::{LabError, Result};
 
@@ -118,6 +118,9 @@ impl Report {
             }
         }
         s += "\n## Figures\n\n";
+        if self.figures.is_empty() {
+            s += "No figure could be drawn; the caveats say why.\n\n";
+        }
         for f in &self.figures {
             s += &format!("![{}]({figure_dir}/{}.svg)\n\n*{}*\n\n", cell(&f.title), f.name, f.title);
         }
@@ -126,6 +129,29 @@ impl Report {
             s += &format!("- {c}\n");
         }
         s
+    }
+
+    /// Adds a figure, or, when it cannot be drawn (every point diverged, nothing finite to show), a caveat
+    /// naming it and why: a finished run must not lose its whole report to one figure.
+    pub(crate) fn add_figure(&mut self, name: impl Into<String>, title: impl Into<String>, svg: Result<String>) {
+        let (name, title) = (name.into(), title.into());
+        match svg {
+            Ok(svg) => self.figures.push(Figure { name, title, svg }),
+            Err(e) => {
+                let why = match e {
+                    LabError::Config { message, .. } => message,
+                    other => other.to_string(),
+                };
+                self.caveats.push(format!("Figure not drawn: `{name}` ({title}): {why}."));
+            }
+        }
+    }
+
+    /// Notes figures left out because this grid cannot support them (e.g. a plot against η/B when every cell
+    /// has the same η/B), with the reason.
+    pub(crate) fn skip_figures(&mut self, names: &[String], why: &str) {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        self.caveats.push(format!("{} not drawn: {}: {why}.", if names.len() == 1 { "Figure" } else { "Figures" }, names.join(", ")));
     }
 
     /// The report without the SVG documents.
@@ -261,7 +287,7 @@ pub(crate) fn spearman_claim(statement: &str, x_name: &str, y_name: &str, xs: &[
             if positive { ">" } else { "<" },
             alpha(confidence)
         ),
-        value: c.as_ref().map_or_else(|| format!("undefined ({} usable models)", xs.len()), corr_text),
+        value: c.as_ref().map_or_else(|| format!("undefined ({} usable models; ρ needs at least 3 over which {x_name} and {y_name} both vary)", xs.len()), corr_text),
         verdict: direction_verdict(c.as_ref(), positive, confidence),
     }
 }
@@ -282,16 +308,114 @@ where
     out
 }
 
-/// Validation accuracy of the last evaluation, else training accuracy (synthetic data has no split).
-pub(crate) fn generalisation(m: &ModelResult) -> f64 {
-    m.last.validation_accuracy.unwrap_or(m.last.train_accuracy)
+/// What the generalisation claims measure, decided once per report and never model by model: validation
+/// accuracy when every finished model has one. Otherwise those claims refuse (training accuracy measures
+/// fit, not generalisation, and a statistic over a mix of the two compares unlike things), while tables and
+/// figures still show training accuracy, labelled as such.
+#[derive(Clone, Debug)]
+pub(crate) struct Generalisation {
+    /// Finished models (all models when none finished) without a validation accuracy.
+    missing: usize,
+    /// Finished models (all models when none finished).
+    of: usize,
+    /// How to get a validation split with this config's kind of data.
+    hint: &'static str,
 }
 
-/// Name of what [`generalisation`] measures for these results.
-pub(crate) fn generalisation_name(results: &ExperimentResults) -> &'static str {
-    if results.models().any(|m| m.last.validation_accuracy.is_some()) {
-        "validation accuracy"
-    } else {
-        "training accuracy (no validation split)"
+impl Generalisation {
+    /// What the generalisation claims of these results are about, in their statements.
+    pub(crate) const CLAIMED: &'static str = "validation accuracy";
+
+    /// The choice for these results.
+    pub(crate) fn of(results: &ExperimentResults) -> Self {
+        let finished: Vec<&ModelResult> = results.models().filter(|m| m.ok()).collect();
+        let used = if finished.is_empty() { results.models().collect() } else { finished };
+        let missing = used.iter().filter(|m| m.last.validation_accuracy.is_none()).count();
+        let hint = if results.config.data.is_some() {
+            "synthetic `data` has no validation split; use a real `dataset` with `validation_size` (e.g. 2000) to test this claim"
+        } else {
+            "set `dataset.validation_size` (e.g. 2000) or `dataset.validation_fraction` to hold out a validation split"
+        };
+        Generalisation { missing, of: used.len(), hint }
     }
+
+    fn validated(&self) -> bool {
+        self.missing == 0
+    }
+
+    /// The measurement's name in tables and figures (claims name [`Self::CLAIMED`], what they need).
+    pub(crate) fn label(&self) -> String {
+        match (self.validated(), self.missing == self.of) {
+            (true, _) => Self::CLAIMED.into(),
+            (false, true) => "training accuracy (no validation split)".into(),
+            (false, false) => format!("training accuracy ({} of {} models lack a validation accuracy)", self.missing, self.of),
+        }
+    }
+
+    /// The measurement at one point of a model's curve (None when that point lacks it).
+    pub(crate) fn at(&self, p: &CurvePoint) -> Option<f64> {
+        if self.validated() {
+            p.validation_accuracy
+        } else {
+            Some(p.train_accuracy)
+        }
+    }
+
+    /// The measurement at the end of training (NaN when absent).
+    pub(crate) fn value(&self, m: &ModelResult) -> f64 {
+        self.at(&m.last).unwrap_or(f64::NAN)
+    }
+
+    /// Why a claim about generalisation cannot be tested on these results, if it cannot.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        if self.validated() {
+            None
+        } else if self.missing == self.of {
+            Some(format!("refused: no model has a validation accuracy, and training accuracy measures fit, not generalisation; {}", self.hint))
+        } else {
+            Some(format!(
+                "refused: {} of {} finished models have no validation accuracy, and validation and training accuracy cannot be mixed in one statistic; {}",
+                self.missing, self.of, self.hint
+            ))
+        }
+    }
+
+    /// `claim`, or, when generalisation cannot be tested here, the same claim made inconclusive with the reason
+    /// as its value.
+    pub(crate) fn guard(&self, claim: Claim) -> Claim {
+        match self.refusal() {
+            Some(why) => Claim { value: why, verdict: Verdict::Inconclusive, ..claim },
+            None => claim,
+        }
+    }
+}
+
+/// `mean ± sd` of a measurement over replicates (`unit`: what one replicate is, e.g. `"seed"`): `–` for
+/// none, and `mean ± n/a (1 seed)` for one, whose spread does not exist (never `± NaN`).
+pub(crate) fn mean_sd(v: &[f64], unit: &str) -> String {
+    match v.len() {
+        0 => "–".into(),
+        1 => format!("{} ± {}", num(v[0]), one_replicate(unit)),
+        _ => format!("{} ± {}", num(stats::mean(v)), num(stats::sample_std(v))),
+    }
+}
+
+/// What a statistic that needs a spread over replicates reads with only one: `n/a (1 seed)`.
+pub(crate) fn one_replicate(unit: &str) -> String {
+    format!("n/a (1 {unit})")
+}
+
+/// How many different η/B an η × B grid has, counting neighbours within `analysis.matched_ratio_tolerance`
+/// of each other as one.
+pub(crate) fn distinct_ratios(lrs: &[f32], bs: &[usize], analysis: &AnalysisSettings) -> usize {
+    let mut ratios: Vec<f64> = lrs.iter().flat_map(|&l| bs.iter().map(move |&b| f64::from(l) / b as f64)).collect();
+    ratios.sort_by(f64::total_cmp);
+    1 + ratios.windows(2).filter(|w| !analysis.same_ratio(w[0], w[1])).count()
+}
+
+/// A share as a percentage with up to 3 significant digits and no trailing zeros: `0.02` → `2 %`.
+pub(crate) fn percent(share: f64) -> String {
+    let s = num(100.0 * share);
+    let s = if s.contains('.') && !s.contains('e') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    format!("{s} %")
 }

@@ -1,7 +1,7 @@
 //! E4, schedules: a cyclic learning rate against the cyclic batch size with the same η/B at every point,
 //! and constant pairs of equal η/B. The claim is an equality, tested on seed-paired differences.
 
-use super::{generalisation, generalisation_name, num, Claim, Figure, Report, Verdict};
+use super::{mean_sd, num, one_replicate, Claim, Generalisation, Report, Verdict};
 use crate::error::Result;
 use crate::experiments::figures::{lines_svg, Axis, Series};
 use crate::experiments::results::{CurvePoint, ExperimentResults, ModelResult};
@@ -10,8 +10,11 @@ use crate::experiments::stats;
 
 pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> {
     let ExperimentKind::Schedules { lr, batch_size, factors, stage_epochs, constant } = &results.config.experiment else { unreachable!("dispatched on kind") };
-    let conf = results.config.analysis.confidence;
-    let gen_name = generalisation_name(results);
+    let analysis = &results.config.analysis;
+    let conf = analysis.confidence;
+    let gen = Generalisation::of(results);
+    let gen_name = gen.label();
+    let one_seed = results.config.seeds.len() == 1;
     let names: Vec<String> = ["cyclic learning rate".to_string(), "cyclic batch size".to_string()].into_iter().chain(constant.iter().map(|s| format!("constant {}", s.name()))).collect();
     let of = |s: usize| -> Vec<&ModelResult> { results.models().filter(|m| m.tag.setting == Some(s)).collect() };
     let mut pairs = vec![(0usize, 1usize)];
@@ -19,7 +22,7 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
         if i + 1 < names.len() {
             let (a, b) = (&constant[i - 2], &constant[i - 1]);
             let (ra, rb) = (f64::from(a.lr) / a.batch_size as f64, f64::from(b.lr) / b.batch_size as f64);
-            if ((ra - rb) / ra).abs() < 0.02 {
+            if analysis.same_ratio(ra, rb) {
                 pairs.push((i, i + 1));
             } else {
                 r.caveats.push(format!("The constant settings {} and {} do not share η/B ({} vs {}), so they are shown but not tested for equality.", a.name(), b.name(), num(ra), num(rb)));
@@ -28,8 +31,9 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
     }
     for (a, b) in pairs {
         let (ma, mb) = (of(a), of(b));
-        r.claims.push(paired_claim(&format!("{} and {} (equal η/B) reach the same {gen_name}.", names[a], names[b]), gen_name, &ma, &mb, generalisation, conf, false));
-        r.claims.push(paired_claim(&format!("{} and {} reach minima of the same λ_max.", names[a], names[b]), "log λ_max", &ma, &mb, |m| m.lambda_max.unwrap_or(f64::NAN).ln(), conf, true));
+        let same = format!("{} and {} (equal η/B) reach the same {}.", names[a], names[b], Generalisation::CLAIMED);
+        r.claims.push(gen.guard(paired_claim(&same, Generalisation::CLAIMED, &ma, &mb, |m| gen.value(m), conf, false, one_seed)));
+        r.claims.push(paired_claim(&format!("{} and {} reach minima of the same λ_max.", names[a], names[b]), "log λ_max", &ma, &mb, |m| m.lambda_max.unwrap_or(f64::NAN).ln(), conf, true, one_seed));
     }
     r.caveats.push("'Holds' for an equality means the seed-paired difference's confidence interval contains 0: no difference detected with these seeds, not proof of none.".into());
     r.caveats.push("The schedules advance stage by stage in epochs of examples seen, so at equal epochs the cyclic batch-size run has taken fewer, larger steps; the claim is about equal η/B paths per epoch.".into());
@@ -37,8 +41,8 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
     for (s, name) in names.iter().enumerate() {
         let all = of(s);
         let ok: Vec<&ModelResult> = all.iter().copied().filter(|m| m.ok()).collect();
-        let ms = |v: Vec<f64>| if v.is_empty() { "–".to_string() } else { format!("{} ± {}", num(stats::mean(&v)), num(stats::sample_std(&v))) };
-        t += &format!("| {name} | {} | {} | {} | {} of {} |\n", ms(ok.iter().map(|m| generalisation(m)).collect()), ms(ok.iter().map(|m| m.last.train_loss).collect()), ms(ok.iter().filter_map(|m| m.lambda_max).collect()), all.len() - ok.len(), all.len());
+        let ms = |v: Vec<f64>| mean_sd(&v, "seed");
+        t += &format!("| {name} | {} | {} | {} | {} of {} |\n", ms(ok.iter().map(|m| gen.value(m)).collect()), ms(ok.iter().map(|m| m.last.train_loss).collect()), ms(ok.iter().filter_map(|m| m.lambda_max).collect()), all.len() - ok.len(), all.len());
     }
     r.tables.push(t);
     let epoch = Axis { label: "epoch".into(), log: false };
@@ -48,17 +52,16 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
         let points = (0..len).map(|i| (stats::mean(&ok.iter().map(|m| m.curve[i].epoch).collect::<Vec<_>>()), stats::mean(&ok.iter().filter_map(|m| f(&m.curve[i])).collect::<Vec<_>>()))).collect();
         Series { name: names[s].clone(), points, errors: None, dashed: s % 2 == 1 }
     };
-    let gen_of = |p: &CurvePoint| Some(p.validation_accuracy.unwrap_or(p.train_accuracy));
-    r.figures.push(Figure {
-        name: "accuracy-curves".into(),
-        title: format!("{gen_name} over training, mean over seeds (dashed: the second run of each equal-η/B pair)"),
-        svg: lines_svg(&format!("{gen_name} over training"), &epoch, &Axis { label: gen_name.into(), log: false }, &(0..names.len()).map(|s| mean_curve(s, &gen_of)).collect::<Vec<_>>(), &[])?,
-    });
-    r.figures.push(Figure {
-        name: "loss-curves".into(),
-        title: "Training loss over training, mean over seeds".into(),
-        svg: lines_svg("training loss over training", &epoch, &Axis { label: "cross-entropy (log)".into(), log: true }, &(0..names.len()).map(|s| mean_curve(s, &|p: &CurvePoint| Some(p.train_loss))).collect::<Vec<_>>(), &[])?,
-    });
+    r.add_figure(
+        "accuracy-curves",
+        format!("{gen_name} over training, mean over seeds (dashed: the second run of each equal-η/B pair)"),
+        lines_svg(&format!("{gen_name} over training"), &epoch, &Axis { label: gen_name.clone(), log: false }, &(0..names.len()).map(|s| mean_curve(s, &|p: &CurvePoint| gen.at(p))).collect::<Vec<_>>(), &[]),
+    );
+    r.add_figure(
+        "loss-curves",
+        "Training loss over training, mean over seeds",
+        lines_svg("training loss over training", &epoch, &Axis { label: "cross-entropy (log)".into(), log: true }, &(0..names.len()).map(|s| mean_curve(s, &|p: &CurvePoint| Some(p.train_loss))).collect::<Vec<_>>(), &[]),
+    );
     let fmax = factors.iter().copied().fold(1.0f32, f32::max);
     let epochs = results.models().map(|m| m.epochs).fold(0.0, f64::max);
     let stages = (epochs / stage_epochs).ceil() as usize;
@@ -74,12 +77,13 @@ pub(super) fn report(results: &ExperimentResults, r: &mut Report) -> Result<()> 
     };
     let clr = step_line(&|f| f64::from(*lr * f) / *batch_size as f64, "cyclic learning rate: η·f / B", false);
     let cbs = step_line(&|f| f64::from(*lr * fmax) / ((*batch_size as f64 * f64::from(fmax) / f64::from(f)).round()), "cyclic batch size: η·max f / round(B·max f / f)", true);
-    r.figures.push(Figure { name: "ratio-schedules".into(), title: "η/B along training for the two schedules (they should coincide)".into(), svg: lines_svg("η/B schedules", &epoch, &Axis { label: "η/B".into(), log: false }, &[clr, cbs], &[])? });
+    r.add_figure("ratio-schedules", "η/B along training for the two schedules (they should coincide)", lines_svg("η/B schedules", &epoch, &Axis { label: "η/B".into(), log: false }, &[clr, cbs], &[]));
     Ok(())
 }
 
 /// Seed-paired difference `f(b) − f(a)` with its t interval; holds if the interval contains 0.
-fn paired_claim(statement: &str, what: &str, a: &[&ModelResult], b: &[&ModelResult], f: impl Fn(&ModelResult) -> f64, conf: f64, log: bool) -> Claim {
+#[allow(clippy::too_many_arguments)]
+fn paired_claim(statement: &str, what: &str, a: &[&ModelResult], b: &[&ModelResult], f: impl Fn(&ModelResult) -> f64, conf: f64, log: bool, one_seed: bool) -> Claim {
     let diffs: Vec<f64> = a
         .iter()
         .filter(|m| m.ok())
@@ -88,7 +92,8 @@ fn paired_claim(statement: &str, what: &str, a: &[&ModelResult], b: &[&ModelResu
         .collect();
     let statistic = format!("mean seed-paired difference of {what} (second − first) with its {:.0} % t interval; holds if the interval contains 0", 100.0 * conf);
     if diffs.len() < 2 {
-        return Claim { statement: statement.into(), statistic, value: format!("undefined: {} seed pairs finished", diffs.len()), verdict: Verdict::Inconclusive };
+        let value = if one_seed { format!("{}: a t interval needs at least 2 seed pairs", one_replicate("seed")) } else { format!("undefined: {} seed pairs finished", diffs.len()) };
+        return Claim { statement: statement.into(), statistic, value, verdict: Verdict::Inconclusive };
     }
     let e = stats::mean_ci(&diffs, conf);
     let factor = if log { format!(" (×{} [{}, {}])", num(e.value.exp()), num(e.ci_low.exp()), num(e.ci_high.exp())) } else { String::new() };
