@@ -205,7 +205,7 @@ fn hessian_prints_its_probe_seeds_and_they_rebuild_its_lanczos_lambda_max_and_hu
 }
 
 #[test]
-fn hessian_writes_the_top_eigenvectors_each_a_unit_eigenvector_of_the_hessian_with_its_printed_eigenvalue() {
+fn hessian_writes_the_top_eigenvectors_orthonormal_each_an_eigenvector_of_the_hessian_with_its_printed_eigenvalue() {
     let (dir, cfg, params) = trained_pair("hessian-eigenvectors");
     let file = dir.join("eigenvectors.safetensors");
     let v = hessian_json(&cfg, &params, &["--seed", "3", "--top-k", "3", "--trace-samples", "0", "--ascent-steps", "0", "--eigenvectors", file.to_str().unwrap()]);
@@ -235,6 +235,11 @@ fn hessian_writes_the_top_eigenvectors_each_a_unit_eigenvector_of_the_hessian_wi
             // f32 HVPs in the CLI, f64 here: measured ‖Hv − λv‖ ≈ 1e-7, |vᵀHv − λ| ≈ 5e-8 at λ_max ≈ 2.3.
             assert!(r <= residuals[j] + 1e-5 * lmax, "model {m} vector {j}: ‖Hv − λv‖ = {r:e} with λ = {lambda}, λ_max = {lmax} (reported residual {:e})", residuals[j]);
             assert!((rayleigh - lambda).abs() <= 1e-6 * lmax, "model {m} vector {j}: vᵀHv = {rayleigh}, printed λ = {lambda}");
+            for i in 0..j {
+                let other = &back.values[(m * 3 + i) * p..(m * 3 + i + 1) * p];
+                let cos: f64 = other.iter().zip(vec).map(|(a, b)| a * b).sum();
+                assert!(cos.abs() < 1e-9, "model {m}: vectors {i} and {j} are not orthogonal ({cos:e})");
+            }
         }
     }
 }

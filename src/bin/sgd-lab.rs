@@ -12,7 +12,10 @@
 //! `sgd-lab hessian --params P.safetensors --config C.json [--backend cpu|gpu|auto] [--examples 5000]` prints
 //! JSON: per model λ_max (Lanczos, 20 steps) and the Hessian trace ± standard error (Hutchinson), of the
 //! mean loss over the first `--examples` training examples, and Keskar's ε-sharpness (`--epsilon 1e-3`,
-//! `--ascent-steps 10`, 0 skips it), with wall-clock seconds of each part (see docs/hessian.md).
+//! `--ascent-steps 10`, 0 skips it), with wall-clock seconds of each part (see docs/hessian.md). `--seed S`
+//! (default 0) seeds the probes, printed per model so they can be rebuilt; `--eigenvectors E.safetensors`
+//! writes the top-k Ritz vectors and `--epsilon-maximiser Y.safetensors` the ε-sharpness maximiser of each
+//! model, F64 in the params files' per-layer layout (docs/hessian.md, "Re-deriving the numbers").
 
 // The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
 #![cfg_attr(target_arch = "wasm32", no_main)]
