@@ -12,7 +12,10 @@
 //! `sgd-lab hessian --params P.safetensors --config C.json [--backend cpu|gpu|auto] [--examples 5000]` prints
 //! JSON: per model λ_max (Lanczos, 20 steps) and the Hessian trace ± standard error (Hutchinson), of the
 //! mean loss over the first `--examples` training examples, and Keskar's ε-sharpness (`--epsilon 1e-3`,
-//! `--ascent-steps 10`, 0 skips it), with wall-clock seconds of each part (see docs/hessian.md).
+//! `--ascent-steps 10`, 0 skips it), with wall-clock seconds of each part (see docs/hessian.md). `--seed S`
+//! (default 0) seeds the probes, printed per model so they can be rebuilt; `--eigenvectors E.safetensors`
+//! writes the top-k Ritz vectors and `--epsilon-maximiser Y.safetensors` the ε-sharpness maximiser of each
+//! model, F64 in the params files' per-layer layout (docs/hessian.md, "Re-deriving the numbers").
 
 // The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
 #![cfg_attr(target_arch = "wasm32", no_main)]
@@ -89,9 +92,20 @@ enum Command {
         /// Projected sign-gradient ascent steps of the ε-sharpness (0: skip it).
         #[arg(long, default_value_t = sgd_lab::analysis::sharpness::DEFAULT_ASCENT_STEPS)]
         ascent_steps: usize,
-        /// Where `scripts/fetch-data` put the real data sets.
-        #[arg(long, env = "SGD_LAB_DATA_DIR", default_value = "www/data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Base probe seed S: model m's Lanczos start vector comes from ChaCha8(S) stream m, its Hutchinson
+        /// vectors from ChaCha8(mix_seed([S, m])) stream 1 (both printed per model; docs/hessian.md).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also write the top-k Ritz vectors of every model to this safetensors file (F64
+        /// `layers.{l}.weight [K, top_k, out, in]`, `layers.{l}.bias [K, top_k, out]`; docs/hessian.md).
+        #[arg(long, value_name = "FILE.safetensors")]
+        eigenvectors: Option<PathBuf>,
+        /// Also write the ε-sharpness maximising perturbation y of every model to this safetensors file (F64
+        /// `layers.{l}.weight [K, out, in]`, `layers.{l}.bias [K, out]`, as a params file; docs/hessian.md).
+        #[arg(long, value_name = "FILE.safetensors")]
+        epsilon_maximiser: Option<PathBuf>,
     },
     /// Loss landscapes: interpolation between two models, 1-D/2-D slices along random directions (docs/landscape.md).
     Landscape {
@@ -188,9 +202,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train { config, backend, out, data, quiet, snapshot_every } => train(&config, backend, &out, &data, quiet, snapshot_every),
-        Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, trace_samples, epsilon, ascent_steps, data_dir } => {
+        Command::Hessian { params, config, backend, examples, top_k, lanczos_iterations, trace_samples, epsilon, ascent_steps, data, seed, eigenvectors, epsilon_maximiser } => {
             let sharp = sgd_lab::analysis::sharpness::SharpnessOptions { epsilon, steps: ascent_steps };
-            hessian(&params, &config, backend, examples, (top_k, lanczos_iterations, trace_samples), sharp, &data_dir)
+            let exports = HessianExports { seed, eigenvectors, epsilon_maximiser };
+            hessian(&params, &config, backend, examples, (top_k, lanczos_iterations, trace_samples), sharp, &data, &exports)
         }
         Command::Landscape { command } => landscape(command),
         Command::Run { preset, out, backend, shard, patch, data, quiet, checkpoint_every, discard_checkpoint } => {
@@ -215,10 +230,51 @@ fn choice(backend: BackendArg) -> BackendChoice {
     }
 }
 
-fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usize, (top_k, iterations, trace_samples): (usize, usize, usize), sharp: sgd_lab::analysis::sharpness::SharpnessOptions, data_dir: &Path) -> Result<(), LabError> {
+/// What `sgd-lab hessian` can write for checking, and the seed of its probes.
+struct HessianExports {
+    /// Base probe seed S (`--seed`).
+    seed: u64,
+    /// `--eigenvectors`: where the Ritz vectors go.
+    eigenvectors: Option<PathBuf>,
+    /// `--epsilon-maximiser`: where the ε-sharpness maximisers go.
+    epsilon_maximiser: Option<PathBuf>,
+}
+
+/// How the probes of model m are drawn from the seeds printed with it (also in docs/hessian.md).
+const PROBE_RECIPE: &str = "rng(seed, stream) = rand_chacha 0.9 ChaCha8Rng::seed_from_u64(seed) then set_stream(stream). \
+Lanczos: model m's start vector is P successive rng(lanczos.seed, lanczos.stream).random_range(-1.0..1.0) f64 draws \
+(one next_u64 each: ((u >> 12) · 2^-52) · 2 − 1), divided by its Euclidean norm. \
+Hutchinson: model m's sample s (s = 1, 2, …) is the next P rng(hutchinson.seed, hutchinson.stream).random::<bool>() draws \
+(one next_u32 each: top bit 1 → +1, 0 → −1); hutchinson.seed = mix_seed([probe_seed, m]) (analysis::mix_seed). \
+See docs/hessian.md, \"Re-deriving the numbers\".";
+
+/// Refuses an export path whose folder does not exist (or that is a folder), before any work is done.
+fn check_export_path(flag: &str, path: &Path) -> Result<(), LabError> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(LabError::config(flag, format!("cannot write {}: the folder {} does not exist", path.display(), parent.display())));
+    }
+    if path.is_dir() {
+        return Err(LabError::config(flag, format!("{} is a folder; give a file name such as {}", path.display(), path.join(format!("{flag}.safetensors")).display())));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usize, (top_k, iterations, trace_samples): (usize, usize, usize), sharp: sgd_lab::analysis::sharpness::SharpnessOptions, data_args: &DataArgs, exports: &HessianExports) -> Result<(), LabError> {
     use sgd_lab::analysis::eigen::{lanczos, LanczosOptions};
     use sgd_lab::analysis::trace::{hutchinson, HutchinsonOptions};
-    use sgd_lab::analysis::{BackendOperator, Subset};
+    use sgd_lab::analysis::{BackendOperator, Subset, HUTCHINSON_STREAM};
+    use sgd_lab::train::trace::vectors_to_safetensors;
+    if let Some(path) = &exports.eigenvectors {
+        check_export_path("eigenvectors", path)?;
+    }
+    if let Some(path) = &exports.epsilon_maximiser {
+        if sharp.steps == 0 {
+            return Err(LabError::config("epsilon-maximiser", "there is no maximiser with --ascent-steps 0 (which skips the ε-sharpness): give at least 1 ascent step"));
+        }
+        check_export_path("epsilon-maximiser", path)?;
+    }
     let text = fs::read_to_string(config_path).map_err(|e| LabError::Io(format!("cannot read {}: {e}", config_path.display())))?;
     let config = TrainConfig::from_json(&text)?;
     let bytes = fs::read(params).map_err(|e| LabError::Io(format!("cannot read {}: {e}", params.display())))?;
@@ -230,7 +286,7 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
         return Err(LabError::config("examples", "must be at least 1"));
     }
     let k = values.len() / layout.params_per_model;
-    let data = config.load_data(data_dir)?.train;
+    let data = config.load_data_allowing(&data_args.data_dir, data_args.allow_unpinned_data)?.train;
     let subset_n = examples.min(data.n);
     let (mut engine, fallback_reason) = pollster::block_on(make_backend(&layout, k, subset_n.min(256), choice(backend)))?;
     if let Some(why) = fallback_reason {
@@ -242,13 +298,24 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
     let describe = engine.describe();
     let timer = std::time::Instant::now();
     let mut op = BackendOperator::new(&mut engine, subset);
-    let eig = pollster::block_on(lanczos(&mut op, &LanczosOptions { top_k: top_k.max(1), iterations, ..Default::default() }))?;
+    let lanczos_opts = LanczosOptions { top_k: top_k.max(1), iterations, seed: exports.seed, model_seeds: Vec::new(), vectors: exports.eigenvectors.is_some() };
+    let eig = pollster::block_on(lanczos(&mut op, &lanczos_opts))?;
     let lanczos_s = timer.elapsed().as_secs_f64();
-    let tr = if trace_samples > 0 { pollster::block_on(hutchinson(&mut op, &HutchinsonOptions { max_samples: trace_samples, ..Default::default() }))? } else { Vec::new() };
+    let hutchinson_opts = HutchinsonOptions { max_samples: trace_samples, seed: exports.seed, ..Default::default() };
+    let tr = if trace_samples > 0 { pollster::block_on(hutchinson(&mut op, &hutchinson_opts))? } else { Vec::new() };
     let hvps = op.products;
     let hutchinson_s = timer.elapsed().as_secs_f64() - lanczos_s;
-    let eps = if sharp.steps > 0 { Some(pollster::block_on(sgd_lab::analysis::sharpness::epsilon_sharpness(&mut engine, subset, &sharp))?.models) } else { None };
+    let eps = if sharp.steps > 0 { Some(pollster::block_on(sgd_lab::analysis::sharpness::epsilon_sharpness(&mut engine, subset, &sharp))?) } else { None };
     let sharpness_s = timer.elapsed().as_secs_f64() - lanczos_s - hutchinson_s;
+    // Model m's probes: with no per-model seeds Lanczos uses stream m of the base seed.
+    let probes: Vec<serde_json::Value> = (0..k)
+        .map(|m| {
+            serde_json::json!({
+                "lanczos": { "seed": exports.seed, "stream": m },
+                "hutchinson": (trace_samples > 0).then(|| serde_json::json!({ "seed": hutchinson_opts.model_seed(m), "stream": HUTCHINSON_STREAM })),
+            })
+        })
+        .collect();
     let models: Vec<serde_json::Value> = (0..k)
         .map(|m| {
             serde_json::json!({
@@ -259,13 +326,58 @@ fn hessian(params: &Path, config_path: &Path, backend: BackendArg, examples: usi
                 "trace": tr.get(m).map(|t| t.trace),
                 "trace_std_error": tr.get(m).map(|t| t.std_error),
                 "trace_samples": tr.get(m).map(|t| t.samples),
-                "epsilon_sharpness": eps.as_ref().map(|e| &e[m]),
+                "epsilon_sharpness": eps.as_ref().map(|e| &e.models[m]),
+                "probes": probes[m],
             })
         })
         .collect();
+    let config_json = config.to_json();
+    let json = |v: serde_json::Value| v.to_string();
+    let common = |meta: &mut std::collections::HashMap<String, String>| {
+        meta.insert("config".into(), config_json.clone());
+        meta.insert("dataset".into(), data.name.clone());
+        meta.insert("examples".into(), subset.count.to_string());
+        meta.insert("backend".into(), describe.clone());
+    };
+    let write = |path: &Path, bytes: Vec<u8>| -> Result<(), LabError> {
+        fs::write(path, bytes).map_err(|e| LabError::Io(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("sgd-lab: wrote {}", path.display());
+        Ok(())
+    };
+    if let Some(path) = &exports.eigenvectors {
+        // [K, J] vectors, J = the most eigenvalues any model has; a model with fewer (its Krylov space was
+        // exhausted) has NaN rows after its own.
+        let (p, j) = (layout.params_per_model, eig.iter().map(|e| e.vectors.len()).max().unwrap_or(0));
+        let mut flat = vec![f64::NAN; k * j * p];
+        for (m, e) in eig.iter().enumerate() {
+            for (i, v) in e.vectors.iter().enumerate() {
+                flat[(m * j + i) * p..(m * j + i + 1) * p].copy_from_slice(v);
+            }
+        }
+        let mut meta = std::collections::HashMap::new();
+        common(&mut meta);
+        meta.insert("eigenvalues".into(), json(serde_json::json!(eig.iter().map(|e| &e.eigenvalues).collect::<Vec<_>>())));
+        meta.insert("eigenvalue_residuals".into(), json(serde_json::json!(eig.iter().map(|e| &e.residuals).collect::<Vec<_>>())));
+        meta.insert("lanczos_iterations".into(), json(serde_json::json!(eig.iter().map(|e| e.iterations).collect::<Vec<_>>())));
+        meta.insert("probe_seed".into(), exports.seed.to_string());
+        meta.insert("probes".into(), json(serde_json::json!(probes)));
+        write(path, vectors_to_safetensors(&layout, &flat, &[k, j], meta)?)?;
+    }
+    if let (Some(path), Some(report)) = (&exports.epsilon_maximiser, &eps) {
+        let mut meta = std::collections::HashMap::new();
+        common(&mut meta);
+        meta.insert("epsilon".into(), json(serde_json::json!(sharp.epsilon)));
+        meta.insert("ascent_steps".into(), sharp.steps.to_string());
+        let per_model = |f: &dyn Fn(&sgd_lab::analysis::sharpness::EpsilonSharpness) -> serde_json::Value| json(serde_json::Value::Array(report.models.iter().map(f).collect()));
+        meta.insert("best_step".into(), per_model(&|e| serde_json::json!(e.best_step)));
+        meta.insert("loss".into(), per_model(&|e| serde_json::json!(e.loss)));
+        meta.insert("max_loss".into(), per_model(&|e| serde_json::json!(e.max_loss)));
+        meta.insert("sharpness".into(), per_model(&|e| serde_json::json!(e.sharpness)));
+        write(path, vectors_to_safetensors(&layout, &report.perturbation, &[k], meta)?)?;
+    }
     let seconds = serde_json::json!({ "lanczos": lanczos_s, "hutchinson": hutchinson_s, "epsilon_sharpness": sharpness_s });
     let sharp_opts = serde_json::json!({ "epsilon": sharp.epsilon, "ascent_steps": sharp.steps });
-    let out = serde_json::json!({ "backend": describe, "dataset": data.name, "examples": subset.count, "hvps": hvps, "epsilon_sharpness": sharp_opts, "seconds": seconds, "models": models });
+    let out = serde_json::json!({ "backend": describe, "dataset": data.name, "examples": subset.count, "hvps": hvps, "probe_seed": exports.seed, "probe_recipe": PROBE_RECIPE, "epsilon_sharpness": sharp_opts, "seconds": seconds, "models": models });
     println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! Parameter files hold one tensor per layer and kind, stacked over the K models:
 //! `layers.{l}.weight` with shape `[K, out, in]` and `layers.{l}.bias` with shape `[K, out]` (f32),
 //! plus metadata `layout` (JSON of [`Layout`]) and, when known, `config` (the run's JSON).
+//! `sgd-lab hessian` exports vectors in the same per-layer convention in F64 with more leading dimensions
+//! ([`vectors_to_safetensors`]): the Ritz vectors `[K, J, out, in]` / `[K, J, out]`, the ε-sharpness
+//! maximiser `[K, out, in]` / `[K, out]` (docs/hessian.md, "Re-deriving the numbers").
 //! The batch file holds `indices`, u32 of shape `[steps, K, B]`.
 //! A trajectory file (`sgd-lab train --snapshot-every N`) holds `params`, f32 of shape `[S, K, P]` (S
 //! snapshots of the K models, each in the flat layout of [`Layout`]: per layer W row-major `[out][in]`,
@@ -22,37 +25,115 @@ pub fn params_to_safetensors(layout: &Layout, params: &[f32], config_json: Optio
     if p == 0 || params.len() % p != 0 {
         return Err(LabError::Backend(format!("{} values is not a whole number of models of {p} parameters", params.len())));
     }
-    let k = params.len() / p;
-    let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (l, lo) in layout.layers.iter().enumerate() {
-        let mut w = Vec::with_capacity(k * lo.fan_in * lo.fan_out * 4);
-        let mut b = Vec::with_capacity(k * lo.fan_out * 4);
-        for m in 0..k {
-            let base = m * p;
-            for v in &params[base + lo.w..base + lo.w + lo.fan_in * lo.fan_out] {
-                w.extend_from_slice(&v.to_le_bytes());
-            }
-            for v in &params[base + lo.b..base + lo.b + lo.fan_out] {
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        blobs.push((format!("layers.{l}.weight"), vec![k, lo.fan_out, lo.fan_in], w));
-        blobs.push((format!("layers.{l}.bias"), vec![k, lo.fan_out], b));
-    }
-    let views: Vec<(String, TensorView)> = blobs
-        .iter()
-        .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(st_err)?)))
-        .collect::<Result<_>>()?;
     let mut meta = HashMap::new();
-    meta.insert("layout".to_string(), serde_json::to_string(layout).expect("layout serialises"));
     if let Some(c) = config_json {
         meta.insert("config".to_string(), c.to_string());
     }
-    safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
+    layers_to_safetensors(layout, params, &[params.len() / p], meta)
 }
 
 /// Reads parameters written by [`params_to_safetensors`]: the layout and the flat `K × P` values.
 pub fn params_from_safetensors(bytes: &[u8]) -> Result<(Layout, Vec<f32>)> {
+    let (layout, _, values) = layers_from_safetensors::<f32>(bytes, Some(1))?;
+    Ok((layout, values))
+}
+
+/// Vectors in the flat parameter layout (one `P`-vector per index of `lead`), as
+/// [`vectors_to_safetensors`] writes and [`vectors_from_safetensors`] reads them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerVectors {
+    /// The models' layout.
+    pub layout: Layout,
+    /// The leading dimensions of every tensor (e.g. `[K]` or `[K, J]`); `Π lead` vectors in all.
+    pub lead: Vec<usize>,
+    /// `Π lead × P` values, vector after vector (row-major over `lead`), each in the flat layout.
+    pub values: Vec<f64>,
+    /// The file's metadata (including `layout`).
+    pub metadata: HashMap<String, String>,
+}
+
+/// Serialises f64 vectors in the flat parameter layout to safetensors bytes in the parameter files'
+/// per-layer convention: `layers.{l}.weight` of shape `[lead…, out, in]` and `layers.{l}.bias` of shape
+/// `[lead…, out]`, F64, plus the `layout` metadata and `metadata` (which must not hold `layout`).
+/// `values` holds `Π lead` vectors of P values, row-major over `lead`. Used for what `sgd-lab hessian`
+/// exports (Ritz vectors `[K, J]`, the ε-sharpness maximiser `[K]`).
+pub fn vectors_to_safetensors(layout: &Layout, values: &[f64], lead: &[usize], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    let (p, count) = (layout.params_per_model, lead.iter().product::<usize>());
+    if p == 0 || lead.is_empty() || values.len() != count * p {
+        return Err(LabError::Backend(format!("{} values is not {lead:?} vectors of {p} parameters", values.len())));
+    }
+    if metadata.contains_key("layout") {
+        return Err(LabError::Backend("the `layout` metadata is written from the layout".into()));
+    }
+    layers_to_safetensors(layout, values, lead, metadata)
+}
+
+/// Reads vectors written by [`vectors_to_safetensors`] (F64 per-layer tensors of any leading shape).
+pub fn vectors_from_safetensors(bytes: &[u8]) -> Result<LayerVectors> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let (layout, lead, values) = layers_from_safetensors::<f64>(bytes, None)?;
+    Ok(LayerVectors { layout, lead, values, metadata })
+}
+
+/// A number type of the per-layer tensors.
+trait Element: Copy + Default {
+    const DTYPE: Dtype;
+    const SIZE: usize;
+    fn put(self, out: &mut Vec<u8>);
+    fn get(b: &[u8]) -> Self;
+}
+
+impl Element for f32 {
+    const DTYPE: Dtype = Dtype::F32;
+    const SIZE: usize = 4;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        f32::from_le_bytes(b.try_into().expect("4 bytes"))
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: Dtype = Dtype::F64;
+    const SIZE: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        f64::from_le_bytes(b.try_into().expect("8 bytes"))
+    }
+}
+
+/// `Π lead` flat vectors as per-layer tensors `layers.{l}.weight [lead…, out, in]`, `layers.{l}.bias
+/// [lead…, out]`, with the `layout` metadata added to `meta`.
+fn layers_to_safetensors<T: Element>(layout: &Layout, values: &[T], lead: &[usize], mut meta: HashMap<String, String>) -> Result<Vec<u8>> {
+    let (p, count) = (layout.params_per_model, lead.iter().product::<usize>());
+    let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (l, lo) in layout.layers.iter().enumerate() {
+        let mut w = Vec::with_capacity(count * lo.fan_in * lo.fan_out * T::SIZE);
+        let mut b = Vec::with_capacity(count * lo.fan_out * T::SIZE);
+        for v in 0..count {
+            let base = v * p;
+            values[base + lo.w..base + lo.w + lo.fan_in * lo.fan_out].iter().for_each(|x| x.put(&mut w));
+            values[base + lo.b..base + lo.b + lo.fan_out].iter().for_each(|x| x.put(&mut b));
+        }
+        blobs.push((format!("layers.{l}.weight"), [lead, &[lo.fan_out, lo.fan_in]].concat(), w));
+        blobs.push((format!("layers.{l}.bias"), [lead, &[lo.fan_out]].concat(), b));
+    }
+    let views: Vec<(String, TensorView)> = blobs
+        .iter()
+        .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(T::DTYPE, shape.clone(), data).map_err(st_err)?)))
+        .collect::<Result<_>>()?;
+    meta.insert("layout".to_string(), serde_json::to_string(layout).expect("layout serialises"));
+    safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
+}
+
+/// Reads per-layer tensors of element type `T`: the layout, the leading dimensions and the flat values.
+/// `lead_rank`: how many leading dimensions (None: the rank of `layers.0.bias` minus one). The trailing
+/// dimensions need only hold the layer's number of values.
+fn layers_from_safetensors<T: Element>(bytes: &[u8], lead_rank: Option<usize>) -> Result<(Layout, Vec<usize>, Vec<T>)> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
     let layout_json = meta
         .metadata()
@@ -62,7 +143,11 @@ pub fn params_from_safetensors(bytes: &[u8]) -> Result<(Layout, Vec<f32>)> {
     let layout: Layout = serde_json::from_str(layout_json).map_err(|e| LabError::Io(format!("bad `layout` metadata: {e}")))?;
     let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
     let p = layout.params_per_model;
-    let mut k = None;
+    let lead_rank = match lead_rank {
+        Some(r) => r,
+        None => st.tensor("layers.0.bias").map_err(|e| LabError::Io(format!("tensor `layers.0.bias`: {e}")))?.shape().len().saturating_sub(1),
+    };
+    let mut lead: Option<Vec<usize>> = None;
     let mut out = Vec::new();
     for (l, lo) in layout.layers.iter().enumerate() {
         for (name, len, off) in [
@@ -70,24 +155,29 @@ pub fn params_from_safetensors(bytes: &[u8]) -> Result<(Layout, Vec<f32>)> {
             (format!("layers.{l}.bias"), lo.fan_out, lo.b),
         ] {
             let t = st.tensor(&name).map_err(|e| LabError::Io(format!("tensor `{name}`: {e}")))?;
-            if t.dtype() != Dtype::F32 {
-                return Err(LabError::Io(format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
+            if t.dtype() != T::DTYPE {
+                return Err(LabError::Io(format!("tensor `{name}` is {:?}, expected {:?}", t.dtype(), T::DTYPE)));
             }
-            let kt = t.shape().first().copied().unwrap_or(0);
-            let k = *k.get_or_insert_with(|| {
-                out = vec![0f32; kt * p];
-                kt
-            });
-            if t.shape().iter().product::<usize>() != k * len || kt != k {
-                return Err(LabError::Io(format!("tensor `{name}` has shape {:?}, expected {k} models × {len} values", t.shape())));
+            let shape = t.shape();
+            if lead.is_none() {
+                if lead_rank == 0 || lead_rank > shape.len() {
+                    return Err(LabError::Io(format!("tensor `{name}` has shape {shape:?}: no leading model dimension")));
+                }
+                out = vec![T::default(); shape[..lead_rank].iter().product::<usize>() * p];
+                lead = Some(shape[..lead_rank].to_vec());
             }
-            for (i, c) in t.data().chunks_exact(4).enumerate() {
-                let (m, j) = (i / len, i % len);
-                out[m * p + off + j] = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let lead = lead.as_ref().expect("set above");
+            let count: usize = lead.iter().product();
+            if shape.len() < lead.len() || shape[..lead.len()] != lead[..] || shape.iter().product::<usize>() != count * len {
+                return Err(LabError::Io(format!("tensor `{name}` has shape {shape:?}, expected {lead:?} × {len} values")));
+            }
+            for (i, c) in t.data().chunks_exact(T::SIZE).enumerate() {
+                let (v, j) = (i / len, i % len);
+                out[v * p + off + j] = T::get(c);
             }
         }
     }
-    Ok((layout, out))
+    Ok((layout, lead.unwrap_or_default(), out))
 }
 
 /// Serialises the mini-batch indices `[steps][K][B]` to safetensors bytes (tensor `indices`, u32).
@@ -221,6 +311,40 @@ mod tests {
         // model 1, layer 1, W[0][0] sits at offset P + 16 in the flat layout
         let first = f32::from_le_bytes(w1.data()[32..36].try_into().unwrap());
         assert_eq!(first, params[layout.params_per_model + 16]);
+    }
+
+    #[test]
+    fn f64_vectors_round_trip_per_layer_with_their_leading_shape_and_metadata() {
+        let layout = Layout::new(&[3, 4, 2], Activation::Tanh);
+        let p = layout.params_per_model;
+        let (k, j) = (2, 3);
+        let values: Vec<f64> = (0..k * j * p).map(|i| (i as f64).sqrt() / 7.0 - 1.0).collect();
+        let meta = HashMap::from([("eigenvalues".to_string(), "[[3.0, 2.0, 1.0], [4.0, 1.0, 0.5]]".to_string())]);
+        let bytes = vectors_to_safetensors(&layout, &values, &[k, j], meta).unwrap();
+        let back = vectors_from_safetensors(&bytes).unwrap();
+        assert_eq!((&back.layout, &back.lead[..], &back.values), (&layout, &[k, j][..], &values));
+        assert_eq!(back.metadata["eigenvalues"], "[[3.0, 2.0, 1.0], [4.0, 1.0, 0.5]]");
+        assert!(back.metadata.contains_key("layout"));
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (w1, b0) = (st.tensor("layers.1.weight").unwrap(), st.tensor("layers.0.bias").unwrap());
+        assert_eq!((w1.dtype(), w1.shape(), b0.shape()), (Dtype::F64, &[k, j, 2, 4][..], &[k, j, 4][..]));
+        // vector (m = 1, j = 2), layer 1, W[0][0]: the (1·J + 2)-th vector's offset 16
+        let first = f64::from_le_bytes(w1.data()[(j + 2) * 8 * 8..(j + 2) * 8 * 8 + 8].try_into().unwrap());
+        assert_eq!(first, values[(j + 2) * p + 16]);
+        // one leading dimension, as the ε-sharpness maximiser
+        let one = vectors_from_safetensors(&vectors_to_safetensors(&layout, &values[..k * p], &[k], HashMap::new()).unwrap()).unwrap();
+        assert_eq!((&one.lead[..], &one.values[..]), (&[k][..], &values[..k * p]));
+    }
+
+    #[test]
+    fn f64_vectors_are_not_read_as_parameters_nor_parameters_as_vectors() {
+        let layout = Layout::new(&[2, 3, 2], Activation::Relu);
+        let p = layout.params_per_model;
+        let vectors = vectors_to_safetensors(&layout, &vec![0.5; 2 * p], &[2], HashMap::new()).unwrap();
+        assert!(params_from_safetensors(&vectors).unwrap_err().to_string().contains("expected F32"));
+        let params = params_to_safetensors(&layout, &vec![0.5; 2 * p], None).unwrap();
+        assert!(vectors_from_safetensors(&params).unwrap_err().to_string().contains("expected F64"));
+        assert!(vectors_to_safetensors(&layout, &vec![0.5; 2 * p], &[3], HashMap::new()).is_err());
     }
 
     #[test]
