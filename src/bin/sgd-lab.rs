@@ -16,6 +16,13 @@
 //! (default 0) seeds the probes, printed per model so they can be rebuilt; `--eigenvectors E.safetensors`
 //! writes the top-k Ritz vectors and `--epsilon-maximiser Y.safetensors` the ε-sharpness maximiser of each
 //! model, F64 in the params files' per-layer layout (docs/hessian.md, "Re-deriving the numbers").
+//!
+//! `sgd-lab data export --config FILE|PRESET | --data JSON --out DIR [--format idx|npy] [--force]` writes a
+//! synthetic set (two spirals, circles, XOR, blobs) as IDX (`train-features-idx2-f32`,
+//! `train-labels-idx1-ubyte`) or NPY (`x.npy`, `y.npy`) files plus `data.json` (its config, sizes and
+//! SHA-256s), so a run on it can be replayed elsewhere (docs/data.md). `sgd-lab data indices RUN|PRESET|CONFIG`
+//! prints the exact training and validation rows, replaced labels and provenance record of a run's data.
+//! Every command that reads real data refuses files other than the pinned ones unless `--allow-unpinned-data`.
 
 // The CLI is native-only. `wasm-pack test` builds every target for wasm32: there this binary is empty.
 #![cfg_attr(target_arch = "wasm32", no_main)]
@@ -164,6 +171,43 @@ enum Command {
         /// The run directory.
         dir: PathBuf,
     },
+    /// Data sets: export a synthetic set as IDX or NPY files; print the exact examples of a run (docs/data.md).
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Print, as JSON, the exact training and validation rows (in their files), the replaced labels and the
+    /// provenance record of every real data set of a run directory / results.json, a preset or a config;
+    /// for a saved run also whether the rebuilt data match what it recorded (docs/data.md).
+    Indices {
+        /// A run directory, its results.json, a preset id or file, or a training config.
+        input: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Write a synthetic set as IDX or NPY files plus data.json (its config, sizes, SHA-256s), so a run on it
+    /// can be replayed elsewhere. Real data sets are IDX files already (www/data, from scripts/fetch-data).
+    Export {
+        /// A training config, an experiment config or a shipped preset's id whose `data` is synthetic.
+        #[arg(long, value_name = "FILE|PRESET")]
+        config: Option<String>,
+        /// The synthetic set itself, e.g. '{"kind": "two_spirals", "n": 512, "noise": 0.1, "seed": 3}'.
+        #[arg(long, value_name = "JSON")]
+        data: Option<String>,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// idx: train-features-idx2-f32 and train-labels-idx1-ubyte; npy: x.npy and y.npy.
+        #[arg(long, default_value = "idx", value_parser = ["idx", "npy"])]
+        format: String,
+        /// Overwrite files of an earlier export.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Where the real data sets are read from, and whether files other than the pinned ones are accepted.
@@ -215,6 +259,10 @@ fn main() {
         }
         Command::Merge { dirs, out, backend, data, quiet } => sgd_lab::experiments::cli::merge(&dirs, &out, choice(backend), (&data.data_dir, data.allow_unpinned_data), quiet).map(|_| ()),
         Command::Report { dir } => sgd_lab::experiments::cli::report_dir(&dir),
+        Command::Data { command: DataCommand::Export { config, data, out, format, force } } => data_export(config.as_deref(), data.as_deref(), &out, &format, force),
+        Command::Data { command: DataCommand::Indices { input, data } } => {
+            sgd_lab::experiments::cli::data_indices(&input, &data.data_dir, data.allow_unpinned_data).map(|json| println!("{json}"))
+        }
     };
     if let Err(e) = result {
         eprintln!("sgd-lab: {e}");
@@ -472,6 +520,70 @@ fn train(config_path: &Path, backend: BackendArg, out: &Path, data_args: &DataAr
         write("trajectory.safetensors", &trajectory_to_safetensors(t, Some(&config_json))?)?;
     }
     eprintln!("sgd-lab: wrote {}", out.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- data
+
+/// `sgd-lab data export`: the synthetic set of `--config` (a training or experiment config file, or a
+/// preset id) or of `--data` (inline JSON), written into `out` as `format` plus data.json.
+fn data_export(config: Option<&str>, data: Option<&str>, out: &Path, format: &str, force: bool) -> Result<(), LabError> {
+    use sgd_lab::data::export::{export_synthetic, write_files};
+    use sgd_lab::data::SyntheticData;
+    let synthetic = match (config, data) {
+        (Some(_), Some(_)) => return Err(LabError::config("--config/--data", "give one of --config FILE and --data JSON, not both")),
+        (None, None) => {
+            return Err(LabError::config(
+                "--config/--data",
+                "missing: give --config FILE (a training or experiment config, or a preset id) or --data JSON (e.g. '{\"kind\": \"two_spirals\", \"n\": 512, \"seed\": 3}')",
+            ))
+        }
+        (None, Some(json)) => {
+            let d: SyntheticData = sgd_lab::error::from_json_str(json).map_err(|e| match e {
+                LabError::Config { field, message } if field == "(json)" || field == "?" => LabError::config("--data", message),
+                LabError::Config { field, message } => LabError::config(format!("--data.{field}"), message),
+                other => other,
+            })?;
+            d.validate("--data")?;
+            d
+        }
+        (Some(c), None) => {
+            let path = Path::new(c);
+            let (data, dataset) = if path.exists() {
+                let text = fs::read_to_string(path).map_err(|e| LabError::Io(format!("cannot read {c}: {e}")))?;
+                let is_experiment = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("experiment").is_some());
+                if is_experiment {
+                    let e = sgd_lab::experiments::cli::load_config(c, None)?;
+                    (e.data, e.dataset)
+                } else {
+                    let t = TrainConfig::from_json(&text).map_err(|e| match e {
+                        LabError::Config { field, message } => LabError::Config { field, message: format!("{message} (in {c})") },
+                        other => other,
+                    })?;
+                    (t.data, t.dataset)
+                }
+            } else {
+                sgd_lab::experiments::presets::preset_json(c).map_err(|e| LabError::Io(format!("cannot read {c}: no such file, nor a shipped preset id ({e})")))?;
+                let e = sgd_lab::experiments::cli::load_config(c, None)?;
+                (e.data, e.dataset)
+            };
+            match (data, dataset) {
+                (Some(d), _) => d,
+                (None, Some(d)) => {
+                    let name = d.name.name();
+                    return Err(LabError::config(
+                        "dataset",
+                        format!("{c} trains on the real data set {name}, whose files are IDX already: www/data/{name}/*-ubyte.gz, fetched by scripts/fetch-data; `data export` writes synthetic sets (`data`) only"),
+                    ));
+                }
+                (None, None) => return Err(LabError::config("data", format!("{c} names no data set"))),
+            }
+        }
+    };
+    let files = export_synthetic(&synthetic, format.parse()?)?;
+    write_files(out, &files, force)?;
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    eprintln!("sgd-lab: wrote {} ({} examples of {}): {}", out.display(), synthetic.len(), serde_json::to_string(&synthetic).expect("json"), names.join(", "));
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 
 use crate::error::{LabError, Result};
 
+pub mod export;
 pub mod idx;
 pub mod pinned;
 pub mod prepare;
