@@ -250,3 +250,33 @@ fn a_synthetic_run_records_its_generator_and_the_digests_of_what_it_generated() 
     let sgd_lab::data::Features::F32(x) = &d.train.features else { panic!("synthetic features are f32") };
     assert_eq!(rec.train_features_sha256, sgd_lab::data::pinned::sha256_f32_le(x));
 }
+
+#[test]
+fn saved_results_refuse_a_record_of_the_same_selection_from_other_data_naming_the_file() {
+    use sgd_lab::experiments::{ExperimentConfig, ExperimentResults};
+    let cfg = ExperimentConfig::from_json(
+        r#"{"id": "t", "title": "t", "model": {"input": 2, "hidden": [4], "classes": 2, "activation": "tanh", "init": "xavier"},
+            "data": {"kind": "xor", "n": 40}, "budget": {"steps": 2}, "seeds": [1],
+            "experiment": {"kind": "ratio_sweep", "lrs": [0.1], "batch_sizes": [8]}}"#,
+    )
+    .unwrap();
+    let mut results = ExperimentResults::new(cfg, 1, None);
+    let mut a = prepare(&raw(30, 9), &opts(12, 6, SubsetRule::First, ValidationSource::TrainFile)).unwrap().record;
+    a.files = vec![sgd_lab::data::FileRecord::of("toy/train-images", b"one", None)];
+    results.add_data_record(&a).unwrap();
+    results.add_data_record(&a).unwrap();
+    assert_eq!(results.data.len(), 1, "one record per distinct data");
+    let mut b = a.clone();
+    b.files = vec![sgd_lab::data::FileRecord::of("toy/train-images", b"two", None)];
+    let e = results.add_data_record(&b).unwrap_err().to_string();
+    assert!(e.contains("toy/train-images") && e.contains("differ"), "{e}");
+    // Another selection (other rows) is simply another record.
+    let c = prepare(&raw(30, 9), &opts(10, 6, SubsetRule::First, ValidationSource::TrainFile)).unwrap().record;
+    results.add_data_record(&c).unwrap();
+    assert_eq!(results.data.len(), 2);
+    // Shards made from different data do not merge.
+    let mut other = results.clone();
+    other.data = vec![b];
+    let e = ExperimentResults::merge(vec![results, other]).unwrap_err().to_string();
+    assert!(e.contains("differ"), "{e}");
+}

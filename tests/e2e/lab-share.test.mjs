@@ -90,12 +90,16 @@ describe("the lab page: configure and share", () => {
     await planned(page);
     await edit(page, "experiment.lrs", "0.05, 0.1");
     await edit(page, "dataset.train_size", "400");
+    // The data protocol: the first N examples in file order, validated on the official test split.
+    assert.equal(await page.inputValue('[data-path="dataset.subset"]'), "stratified", "the default protocol is shown");
+    await page.selectOption('[data-path="dataset.subset"]', "first");
+    await page.selectOption('[data-path="dataset.validation_from"]', "test_file");
     await page.selectOption('[data-path="budget"][data-part="kind"]', "steps");
     await edit(page, "budget", "40");
     const { state, errors } = parse(new URL(page.url()).search);
     assert.deepEqual(errors, []);
     assert.deepEqual(state.patch, { seeds: [3, 4, 5], model: { hidden: [32, 16], activation: "tanh" },
-      experiment: { lrs: [0.05, 0.1] }, dataset: { train_size: 400 }, budget: { epochs: null, steps: 40 } });
+      experiment: { lrs: [0.05, 0.1] }, dataset: { train_size: 400, subset: "first", validation_from: "test_file" }, budget: { epochs: null, steps: 40 } });
     assert.equal(state.preset, "e1-ratio-sweep");
     assert.equal(state.scale, "quick");
     assert.ok(state.cpu);

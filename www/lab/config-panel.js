@@ -58,6 +58,10 @@ function fieldsOf(config) {
     data.push({ path: ["dataset", "train_size"], label: "Training examples", type: "int" });
     data.push({ path: ["dataset", "validation_size"], label: "Validation examples", type: "int" });
     data.push({ path: ["dataset", "random_label_fraction"], label: "Random-label fraction", type: "float", default: 0 });
+    // The data protocol (docs/data.md): stratified random subsets or the first N in file order; validation
+    // held out of the training file or taken from the official test split.
+    data.push({ path: ["dataset", "subset"], label: "Training examples chosen", type: "select", options: ["stratified", "first"], default: "stratified" });
+    data.push({ path: ["dataset", "validation_from"], label: "Validation examples from", type: "select", options: ["train_file", "test_file"], default: "train_file" });
   } else if (config.data) {
     data.push({ path: ["data", "n"], label: `Points (${config.data.kind ?? "synthetic"})`, type: "int" });
   }
