@@ -178,7 +178,8 @@ pub struct AnalysisSettings {
     /// Relative tolerance under which two settings count as having the same η/B (on one iso-η/B line):
     /// `|r₁ − r₂| / max(r₁, r₂)` below it. Learning rates are f32 and grids are hand-written, so exactly
     /// equal ratios rarely are; 0.02 treats 0.1/48 and 0.4/192 as equal but 0.01/50 and 0.02/128 not.
-    #[serde(default = "default_matched_ratio_tolerance")]
+    /// (Not written when it is the default, so configs and results read the same by builds before it.)
+    #[serde(default = "default_matched_ratio_tolerance", skip_serializing_if = "is_default_matched_ratio_tolerance")]
     pub matched_ratio_tolerance: f64,
 }
 
@@ -220,6 +221,9 @@ fn default_level() -> f64 {
 }
 fn default_matched_ratio_tolerance() -> f64 {
     0.02
+}
+fn is_default_matched_ratio_tolerance(t: &f64) -> bool {
+    *t == default_matched_ratio_tolerance()
 }
 fn default_group() -> usize {
     16
