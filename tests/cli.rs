@@ -64,24 +64,8 @@ fn a_bad_config_field_is_named_and_the_exit_code_is_nonzero() {
 
 #[test]
 fn hessian_prints_lambda_max_and_trace_of_each_trained_model_as_json() {
-    let dir = temp_dir("hessian");
-    let cfg = dir.join("run.json");
-    std::fs::write(
-        &cfg,
-        r#"{"model": {"input": 2, "hidden": [6], "classes": 2, "activation": "tanh", "init": "he"},
-            "data": {"kind": "two_spirals", "n": 40, "seed": 1}, "batch_size": 8, "steps": 20, "chunk_steps": 10,
-            "models": [{"lr": 0.1, "seed": 1}, {"lr": 0.05, "seed": 2}]}"#,
-    )
-    .unwrap();
-    let out = dir.join("out");
-    assert!(sgd_lab().args(["train", "--quiet", "--backend", "cpu", "--config"]).arg(&cfg).arg("--out").arg(&out).status().unwrap().success());
-    let run = sgd_lab()
-        .args(["hessian", "--backend", "cpu", "--examples", "30", "--params"])
-        .arg(out.join("params_final.safetensors"))
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let (_dir, cfg, params) = trained_pair("hessian");
+    let run = sgd_lab().args(["hessian", "--backend", "cpu", "--examples", "30", "--params"]).arg(&params).arg("--config").arg(&cfg).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON on stdout");
     assert_eq!(v["examples"], 30);

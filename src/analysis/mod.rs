@@ -141,8 +141,9 @@ pub fn probe_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha8Rng {
 }
 
 /// A seed made of `parts` in order: SplitMix64's finaliser applied to `h ^ part` for each part, starting
-/// from `h = 0x9E37_79B9_7F4A_7C15`. Written out so another implementation can rebuild a recorded probe
-/// seed from what it is made of (docs/hessian.md).
+/// from `h = 0x9E37_79B9_7F4A_7C15`, and the low 53 bits of the last `h` kept — so the seed is exact as a
+/// JavaScript number (the page's results, `JSON.parse`). Written out so another implementation can rebuild a
+/// recorded probe seed from what it is made of (docs/hessian.md).
 pub fn mix_seed(parts: &[u64]) -> u64 {
     let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
     for &p in parts {
@@ -151,7 +152,7 @@ pub fn mix_seed(parts: &[u64]) -> u64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         h = z ^ (z >> 31);
     }
-    h
+    h & ((1 << 53) - 1)
 }
 
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
