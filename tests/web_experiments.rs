@@ -311,3 +311,24 @@ async fn resuming_from_results_saved_mid_run_ends_with_the_same_results_as_an_un
         assert_eq!(x.models, y.models, "job {}: bit-identical numbers", x.job);
     }
 }
+
+#[wasm_bindgen_test]
+async fn in_the_page_the_trace_takes_analysis_trace_samples_and_the_results_record_the_probe_seeds_and_the_data() {
+    let ex = cpu(RATIO_SWEEP, Some(r#"{"analysis": {"trace_samples": 3}}"#)).await.unwrap();
+    let (on_event, _) = recorder(|_| Ok(()));
+    assert_eq!(run(&ex, &on_event, None).await, Ok(true));
+    let r = saved(&ex);
+    assert!(r.models().all(|m| m.trace_samples == Some(3) && m.probe_seed.is_some_and(|s| s < 1 << 53)), "3 probes each; seeds exact in JS");
+    assert_eq!(r.data.len(), 1);
+    assert_eq!((r.data[0].source.as_str(), r.data[0].train_examples), ("synthetic", 64));
+
+    // Real data: the files' SHA-256 beside the pins (the tiny stand-in files are not the pinned ones, and say so).
+    let ex = cpu(MEMORIZATION, None).await.unwrap();
+    let [a, b, c, d] = tiny_files();
+    ex.add_dataset("fashion-mnist", a, b, c, d).expect("the tiny set parses");
+    assert_eq!(run(&ex, &on_event, None).await, Ok(true));
+    let rec = &saved(&ex).data[0];
+    assert_eq!(rec.files.len(), 4);
+    assert!(rec.files.iter().all(|f| f.matches_pin() == Some(false)), "{:?}", rec.files);
+    assert_eq!((rec.train_examples, rec.validation_examples, rec.random_labels), (40, 10, 20));
+}
