@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
-use sgd_lab::data::idx::{encode_images, encode_labels, gunzip, parse_images, parse_labels};
+use sgd_lab::data::idx::{encode_images, encode_labels, gunzip, parse_examples, parse_images, parse_labels};
 use sgd_lab::error::LabError;
 use sgd_lab::experiments::plan::plan;
 use sgd_lab::experiments::spec::ExperimentConfig;
@@ -527,6 +527,43 @@ fn the_idx_reader_never_panics_on_plain_or_gzip_bytes_and_every_rejection_names_
         })
         .unwrap();
     tally.borrow().print("IDX reader");
+}
+
+#[test]
+fn the_reader_of_idx_files_of_your_own_never_panics_and_every_rejection_names_a_byte_offset() {
+    let tally = RefCell::new(Tally::default());
+    // (dimensions per example 1..=3, n, sizes, byte seed, mutation, gzip or not)
+    let strategy = (1usize..=3, 0u32..5, prop::collection::vec(1u32..4, 3), any::<u8>(), idx_mutation(), any::<bool>());
+    runner()
+        .run(&strategy, |(dims, n, sizes, seed, m, gzip)| {
+            let sizes = &sizes[..dims];
+            let per: u32 = sizes.iter().product();
+            let mut plain = (0x0000_0801u32 + dims as u32).to_be_bytes().to_vec();
+            for w in std::iter::once(n).chain(sizes.iter().copied()) {
+                plain.extend_from_slice(&w.to_be_bytes());
+            }
+            plain.extend((0..n * per).map(|i| (i as u8).wrapping_add(seed)));
+            let bytes = if gzip { mutate_bytes(gz(&plain), &m) } else { mutate_bytes(plain, &m) };
+            let file = if gzip { "own.gz" } else { "own" };
+            let (result, took) = timed(|| parse_examples(file, &bytes).map(|e| assert_eq!(e.pixels.len(), e.n * e.dim(), "accepted examples hold exactly n × dim bytes")))?;
+            let what = match result {
+                Ok(()) => "accepted (still a consistent file)",
+                Err(LabError::Data(msg)) => {
+                    prop_assert!(msg.starts_with(file), "the error names the file: {msg}");
+                    prop_assert!(msg.contains("byte offset"), "the error names the byte offset: {msg}");
+                    if msg.contains("magic") {
+                        "rejected: bad magic (byte offset 0)"
+                    } else {
+                        "rejected: sizes, truncation or gzip (byte offset)"
+                    }
+                }
+                Err(e) => return Err(TestCaseError::fail(format!("an IDX file was rejected with a non-data error: {e}"))),
+            };
+            tally.borrow_mut().add(what, took);
+            Ok(())
+        })
+        .unwrap();
+    tally.borrow().print("IDX reader of your own files");
 }
 
 #[test]

@@ -175,7 +175,7 @@ pub fn parse_examples(file: &str, bytes: &[u8]) -> Result<IdxImages> {
     let per: u128 = sizes[1..].iter().product();
     // At most three u32 per example: the product fits u128 with room; refuse what the lab cannot index.
     if per > u32::MAX as u128 {
-        return Err(LabError::Data(format!("{file}: examples of {per} bytes are more than the lab handles")));
+        return Err(LabError::Data(format!("{file}: the header (byte offsets 8..{header}) declares examples of {per} bytes, more than the lab handles")));
     }
     let shape: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
     check_length(file, &data, header, sizes[0] * per, &shape.join(" × "))?;
