@@ -59,6 +59,9 @@ fn a_run_records_its_files_and_rows_and_data_indices_rebuilds_the_exact_examples
     assert!(files.iter().all(|f| f["sha256"] == f["pinned_sha256"]), "the fetched files are the pinned ones: {files:?}");
     assert_eq!((rec["train_examples"].as_u64(), rec["validation_examples"].as_u64()), (Some(120), Some(50)));
     assert_eq!(rec["rule"]["subset"], "first");
+    let claims = std::fs::read_to_string(out.join("claims.md")).unwrap();
+    assert!(claims.contains("N = 120 training examples (the first ones in file order) and 50 validation examples from the test file"), "the report says the protocol:\n{claims}");
+    assert!(claims.contains("**The data**") && claims.contains("`mnist/train-images-idx3-ubyte` SHA-256 ba891046e650… (pinned)"), "and the files:\n{claims}");
     let model = &results["jobs"][0]["models"][0];
     assert_eq!(model["trace_samples"], 2, "analysis.trace_samples is what the trace took");
     assert!(model["probe_seed"].is_u64());
