@@ -333,11 +333,17 @@ impl Experiment {
         let on_gpu = prefer_gpu && factory.fallback_reason().is_none();
         let fallback_reason = (!on_gpu).then(|| factory.fallback_reason().unwrap_or("the GPU was not requested").to_string());
         let backend = factory.describe();
-        let needed: Vec<RealDataset> = config.dataset.iter().map(|d| d.name).collect();
+        // IDX files of your own (a results file made by `sgd-lab`) cannot be fetched: such a run's report can be
+        // shown here, but training it needs the CLI, which the first step that needs the data says.
+        let needed: Vec<RealDataset> = config.dataset.iter().map(|d| d.name).filter(|n| *n != RealDataset::Idx).collect();
         let raw: Rc<RefCell<HashMap<RealDataset, RawData>>> = Rc::default();
         let sets = Rc::clone(&raw);
         let source = move |t: &TrainConfig| match &t.dataset {
             None => RunData::synthetic(t),
+            Some(d) if d.name == RealDataset::Idx => Err(LabError::config(
+                "dataset.files",
+                "this experiment trains on IDX files of your own, which the page cannot read: run it with `sgd-lab run` (its report can still be shown here)",
+            )),
             Some(d) => run_data_from_raw(sets.borrow().get(&d.name).ok_or_else(|| missing(d.name))?, d),
         };
         let mut run = ExperimentRun::new(config, None, factory, Box::new(source), previous, HashMap::new()).map_err(to_js)?;

@@ -332,3 +332,16 @@ async fn in_the_page_the_trace_takes_analysis_trace_samples_and_the_results_reco
     assert!(rec.files.iter().all(|f| f.matches_pin() == Some(false)), "{:?}", rec.files);
     assert_eq!((rec.train_examples, rec.validation_examples, rec.random_labels), (40, 10, 20));
 }
+
+#[wasm_bindgen_test]
+async fn an_experiment_on_idx_files_of_your_own_asks_for_no_download_and_its_first_step_says_to_use_the_cli() {
+    // As a results file made by `sgd-lab` holds it: the files' shape recorded, so the config validates here.
+    let cfg = RATIO_SWEEP.replace(
+        r#""data":{"kind":"two_spirals","n":64,"seed":1}"#,
+        r#""dataset":{"name":"idx","files":{"train_images":"x.idx","train_labels":"y.idx","shape":{"train_len":64,"test_len":0,"dim":2,"classes":2}}}"#,
+    );
+    let ex = cpu(&cfg, None).await.unwrap();
+    assert_eq!(ex.needed_datasets(), Vec::<String>::new(), "nothing the page could fetch");
+    let m = step(&ex).await.err().expect("the first group needs the files");
+    assert!(m.contains("dataset.files") && m.contains("sgd-lab run"), "{m}");
+}
