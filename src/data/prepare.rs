@@ -1,6 +1,7 @@
 //! From a real data set's IDX files to the train / validation / test [`Dataset`]s a run uses.
 //!
-//! [`prepare`] takes the raw training and test files ([`RawData`]) and:
+//! [`prepare`] takes the raw training and test files ([`RawData`]) and, with the default protocol
+//! ([`SubsetRule::Stratified`], [`ValidationSource::TrainFile`]):
 //! 1. holds out a **stratified** validation split of the training file (per-class counts proportional to
 //!    the file's, by largest remainder, so the total is exact),
 //! 2. draws a **stratified** training subset of `train_size` examples from what is left (disjoint from the
@@ -12,9 +13,13 @@
 //!    standard deviation σ of byte/255: feature = byte · 1/(255σ) − μ/σ), applied to all three splits;
 //!    the bytes stay bytes ([`Features::U8`]) so the GPU holds four pixels per word.
 //!
-//! Everything is seeded by one `seed` with ChaCha8 streams (0: splits, 1: random labels) and only draws
-//! 32-bit ranges, so the page (wasm32) and the CLI choose the same examples.
-//! [`DatasetConfig`] is the serde face; [`load_named`] reads the gzipped files of `scripts/fetch-data`.
+//! [`SubsetRule::First`] takes the first N examples in file order instead (and the last V of the training
+//! file for validation); [`ValidationSource::TestFile`] validates on the official test split (all of it, or V
+//! of it by the same rule). Everything is seeded by one `seed` with ChaCha8 streams (0: the training file's
+//! classes, 1: random labels, 2: the test file's classes) and only draws 32-bit ranges, so the page (wasm32)
+//! and the CLI choose the same examples. What was chosen is recorded ([`PreparedData::record`]).
+//! [`DatasetConfig`] is the serde face; [`load_named`] reads the gzipped files of `scripts/fetch-data` (checked
+//! against their pins) or IDX files of your own ([`load_idx_files`]).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
