@@ -751,3 +751,16 @@ fn a_figure_that_cannot_be_drawn_becomes_a_caveat_instead_of_costing_the_report(
     assert!(rep.figures.iter().any(|f| f.name == "accuracy-vs-ratio-0"), "the other figures are drawn");
 }
 
+
+#[test]
+fn an_override_that_is_not_a_json_object_is_refused_rather_than_replacing_the_config() {
+    for (patch, got) in [(r#""""#, "a string"), ("null", "null"), ("[1, 2]", "an array"), ("3", "a number"), ("true", "a boolean")] {
+        match ExperimentConfig::from_json_with_patch(TINY_SWEEP, Some(patch)) {
+            Err(sgd_lab::LabError::Config { field, message }) => {
+                assert_eq!(field, "(override)", "{patch}");
+                assert!(message.contains("must be a JSON object") && message.contains(got), "{patch}: {message}");
+            }
+            other => panic!("{patch}: {other:?}"),
+        }
+    }
+}

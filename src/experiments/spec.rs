@@ -322,6 +322,18 @@ impl ExperimentConfig {
         let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| json_err(e, "(json)"))?;
         if let Some(p) = patch {
             let p: serde_json::Value = serde_json::from_str(p).map_err(|e| json_err(e, "(override)"))?;
+            // Any other JSON value would replace the whole config (RFC 7396): never what a patch means here.
+            if !p.is_object() {
+                let got = match &p {
+                    serde_json::Value::Null => "null",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    serde_json::Value::Number(_) => "a number",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Array(_) => "an array",
+                    serde_json::Value::Object(_) => unreachable!("checked"),
+                };
+                return Err(LabError::config("(override)", format!("must be a JSON object, a merge patch (RFC 7396) such as `{{\"seeds\": [1]}}`; got {got}")));
+            }
             merge_patch(&mut v, &p);
         }
         #[allow(unused_mut)]
