@@ -626,8 +626,8 @@ fn gather_rows(images: &IdxImages, rows: &[u32]) -> Vec<u8> {
     out
 }
 
-/// Rows of a stratified draw: `counts_by_class` examples of each class, taken in the order of `by_class`
-/// (already shuffled), after skipping the first `skip[c]` of class c.
+/// Rows of a stratified draw, ascending: `take[c]` examples of class c, taken in the order of `by_class`
+/// (already shuffled), after skipping its first `skip[c]`.
 fn take_by_class(by_class: &[Vec<u32>], skip: &[usize], take: &[usize]) -> Vec<u32> {
     let mut rows: Vec<u32> = by_class.iter().enumerate().flat_map(|(k, r)| r[skip[k]..skip[k] + take[k]].iter().copied()).collect();
     rows.sort_unstable();

@@ -100,6 +100,12 @@ pub struct DataRecord {
     pub pixel_std: Option<f64>,
 }
 
+/// The replaced labels as `[position in the training set, label trained on]`, ascending position: what
+/// `random_labels_sha256` digests and `sgd-lab data indices` prints.
+pub fn replaced_labels(corrupted: &[bool], labels: &[u32]) -> Vec<[u32; 2]> {
+    corrupted.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| [i as u32, labels[i]]).collect()
+}
+
 /// SHA-256 of a data set's stored features and of its labels (one byte each; labels are below 256 for
 /// every data set the lab reads: IDX labels are bytes, synthetic sets have at most 256 classes).
 fn content_digests(d: &Dataset) -> (String, String) {
@@ -137,7 +143,7 @@ impl DataRecord {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn of_real(raw: &RawData, opts: &PrepareOptions, train: &Dataset, train_rows: &[u32], validation_rows: &[u32], corrupted: &[bool], pixel_mean: f64, pixel_std: f64) -> Self {
         let (train_features_sha256, train_labels_sha256) = content_digests(train);
-        let replaced: Vec<u32> = corrupted.iter().enumerate().filter(|(_, &c)| c).flat_map(|(i, _)| [i as u32, train.labels[i]]).collect();
+        let replaced: Vec<u32> = replaced_labels(corrupted, &train.labels).into_iter().flatten().collect();
         DataRecord {
             source: raw.name.clone(),
             synthetic: None,

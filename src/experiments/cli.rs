@@ -312,7 +312,7 @@ pub fn data_indices(input: &str, data_dir: &Path, allow_unpinned: bool) -> Resul
         let record = match &t.dataset {
             Some(d) => {
                 let p = crate::data::load_named(d, data_dir, allow_unpinned)?;
-                let replaced: Vec<[u32; 2]> = p.corrupted.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| [i as u32, p.train.labels[i]]).collect();
+                let replaced = crate::data::provenance::replaced_labels(&p.corrupted, &p.train.labels);
                 entry.insert("dataset".into(), serde_json::to_value(d).expect("configs serialise"));
                 entry.insert("train_rows".into(), serde_json::to_value(&p.train_rows).expect("rows"));
                 entry.insert("validation_from".into(), serde_json::to_value(p.validation_from).expect("enum"));
