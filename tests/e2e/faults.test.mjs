@@ -10,7 +10,7 @@
 //   - Reload mid-run: a CPU run checkpoints to IndexedDB after each finished group; after a reload the page offers
 //     "Resume the unfinished run (k of n groups done)"; resuming finishes it without rerunning the k groups, and
 //     the stored entry is gone; a stored entry can also be discarded.
-//   - Reload inside a group: with ?test-hooks the worker posts a mid-group checkpoint every 0.3 s of training; after
+//   - Reload inside a group: with ?test-hooks the worker stores a mid-group checkpoint at every progress event; after
 //     a reload the offer names the group and step, resuming continues the group there (its progress starts at
 //     that step), and the run ends with the same results, field for field, as the same run uninterrupted.
 // The server and browser set-up come from harness.mjs.
