@@ -3,11 +3,11 @@
 //! Every fallible call returns `Result<_, JsError>`; nothing panics across the boundary.
 //!
 //! ```js
-//! import init, { Lab } from "./pkg/sgd_lab.js";
+//! import init, { FreePlay } from "./pkg/sgd_lab.js";
 //! await init();
-//! const lab = await Lab.create(JSON.stringify(config), /* preferGpu */ true);   // synthetic `data`
+//! const lab = await FreePlay.create(JSON.stringify(config), /* preferGpu */ true);   // synthetic `data`
 //! // or, for a real `dataset` (Fashion-MNIST, MNIST), with the four IDX files' bytes (gzipped or not):
-//! const lab = await Lab.createWithData(JSON.stringify(config), true, trainImages, trainLabels, testImages, testLabels);
+//! const lab = await FreePlay.createWithData(JSON.stringify(config), true, trainImages, trainLabels, testImages, testLabels);
 //! console.log(lab.backend, lab.onGpu, lab.fallbackReason);
 //! while (!lab.done) {
 //!   for (const ev of await lab.step()) { /* ev.type: started | steps | eval | diverged | sharpness | finished */ }
@@ -21,10 +21,10 @@
 //! const l = await lab.landscape2d({ grid: 21, directions: "pca" }); // l.loss, l.trajectory, l.svg, l.plot_box
 //! ```
 //!
-//! `Lab` is one training run; the paper's experiments (presets of many runs, with results and reports)
+//! `FreePlay` is one training run; the paper's experiments (presets of many runs, with results and reports)
 //! are driven by `Experiment` in [`crate::web_experiments`].
 
-// Lab's methods hold their RefCell borrow across awaits on purpose: the held borrow is the re-entrancy guard
+// FreePlay's methods hold their RefCell borrow across awaits on purpose: the held borrow is the re-entrancy guard
 // (a second call's `try_borrow_mut` fails with a clear error instead of interleaving two chunks).
 #![allow(clippy::await_holding_refcell_ref)]
 
@@ -58,7 +58,7 @@ export interface Evaluation {
 }
 /** Examples per data set of the run (same keys as `Evaluation`). */
 export interface SetSizes { train: number; train_clean?: number; train_corrupted?: number; validation?: number; test?: number }
-/** What `Lab.step()` resolves to: the events of one training chunk, in order. */
+/** What `FreePlay.step()` resolves to: the events of one training chunk, in order. */
 export type LabEvent =
   | { type: "started"; models: number; steps: number; batch_size: number; params_per_model: number;
       backend: string; dataset: string; examples: number }
@@ -68,19 +68,19 @@ export type LabEvent =
   | { type: "sharpness"; step: number; examples: number; lambda_max: number[]; trace?: number[];
       trace_std_error?: number[]; stability_threshold: number[] /* 2(1+μ)/η per model */ }
   | ({ type: "finished"; steps: number } & Evaluation);
-/** What `Lab.sharpness()` resolves to: the Hessian of each model's mean loss at its current parameters. */
+/** What `FreePlay.sharpness()` resolves to: the Hessian of each model's mean loss at its current parameters. */
 export type SharpnessReport = Extract<LabEvent, { type: "sharpness" }> & { trace: number[]; trace_std_error: number[] };
 "#;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_LANDSCAPE: &str = r#"
-/** What `Lab.interpolateFromInit()` resolves to: one entry per α, on the whole training set. */
+/** What `FreePlay.interpolateFromInit()` resolves to: one entry per α, on the whole training set. */
 export interface Interpolation { alpha: number[]; loss: number[]; accuracy: number[] }
-/** Options of `Lab.landscape2d()`; every field is optional. */
+/** Options of `FreePlay.landscape2d()`; every field is optional. */
 export interface Landscape2dOptions {
   grid?: number;                    /* points per axis, 3..=61 (default 21) */
   span?: number;                    /* axes over [−span, span]; default 1 (random) or 1.25 × the trajectory's extent (pca) */
-  directions?: "pca" | "random";    /* default "pca": needs Lab.keepSnapshots() before training */
+  directions?: "pca" | "random";    /* default "pca": needs FreePlay.keepSnapshots() before training */
   seed?: number;                    /* of the random directions (default 0) */
   model?: number;                   /* default 0 */
   examples?: number;                /* first this many training examples (default: all) */
@@ -88,7 +88,7 @@ export interface Landscape2dOptions {
 /** Where the heatmap's plot area lies in `svg` (pixels) and the plane coordinates at its edges (β grows upwards). */
 export interface PlotBox { svg_width: number; svg_height: number; left: number; top: number; width: number; height: number;
   x_range: [number, number]; y_range: [number, number] }
-/** What `Lab.landscape2d()` resolves to: the training loss on the grid θ* + α·d₁ + β·d₂. */
+/** What `FreePlay.landscape2d()` resolves to: the training loss on the grid θ* + α·d₁ + β·d₂. */
 export interface Landscape2d {
   directions: "pca" | "random"; model: number; step: number; examples: number;
   xs: number[]; ys: number[];
@@ -140,7 +140,7 @@ pub fn version() -> String {
 
 /// One training run of K models, driven a chunk at a time from JavaScript.
 #[wasm_bindgen]
-pub struct Lab {
+pub struct FreePlay {
     trainer: Rc<RefCell<Trainer<AnyBackend>>>,
     backend: String,
     on_gpu: bool,
@@ -151,26 +151,26 @@ pub struct Lab {
 }
 
 #[wasm_bindgen]
-impl Lab {
+impl FreePlay {
     /// Parses and validates `configJson`, picks a backend (the GPU only if `preferGpu` and WebGPU really
     /// gives an adapter) and prepares the models. Rejects with a message naming the offending field.
-    /// The config's data must be synthetic (`data`); a real `dataset` needs [`Lab::create_with_data`].
+    /// The config's data must be synthetic (`data`); a real `dataset` needs [`FreePlay::create_with_data`].
     pub async fn create(
         #[wasm_bindgen(js_name = configJson)] config_json: String,
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
-    ) -> Result<Lab, JsError> {
+    ) -> Result<FreePlay, JsError> {
         let config = TrainConfig::from_json(&config_json).map_err(to_js)?;
         if let Some(d) = &config.dataset {
             return Err(to_js(LabError::config(
                 "dataset",
-                format!("{} is a real data set: fetch its four IDX files and call Lab.createWithData", d.name.name()),
+                format!("{} is a real data set: fetch its four IDX files and call FreePlay.createWithData", d.name.name()),
             )));
         }
         let data = RunData::synthetic(&config).map_err(to_js)?;
         Self::start(config, prefer_gpu, data).await
     }
 
-    /// Like [`Lab::create`], for a config whose `dataset` is a real data set (Fashion-MNIST, MNIST): the
+    /// Like [`FreePlay::create`], for a config whose `dataset` is a real data set (Fashion-MNIST, MNIST): the
     /// four IDX files (gzipped or plain bytes, as fetched from `data/<name>/`) are parsed and checked, then
     /// the training subset, validation split and random labels are drawn as `dataset` says
     /// (`docs/data.md`). Rejects with a message naming the config field, or the file and what is wrong.
@@ -182,11 +182,11 @@ impl Lab {
         #[wasm_bindgen(js_name = trainLabels)] train_labels: Vec<u8>,
         #[wasm_bindgen(js_name = testImages)] test_images: Vec<u8>,
         #[wasm_bindgen(js_name = testLabels)] test_labels: Vec<u8>,
-    ) -> Result<Lab, JsError> {
+    ) -> Result<FreePlay, JsError> {
         let config = TrainConfig::from_json(&config_json).map_err(to_js)?;
         let data = {
             let dataset = config.dataset.as_ref().ok_or_else(|| {
-                to_js(LabError::config("dataset", "missing: Lab.createWithData needs a real data set (e.g. {\"name\": \"fashion-mnist\", \"train_size\": 2000}); use Lab.create for synthetic `data`"))
+                to_js(LabError::config("dataset", "missing: FreePlay.createWithData needs a real data set (e.g. {\"name\": \"fashion-mnist\", \"train_size\": 2000}); use FreePlay.create for synthetic `data`"))
             })?;
             let raw = RawData::from_files(dataset.name, &train_images, &train_labels, &test_images, &test_labels).map_err(to_js)?;
             drop((train_images, train_labels, test_images, test_labels));
@@ -196,7 +196,7 @@ impl Lab {
     }
 
     /// Picks the backend and builds the trainer on `data`.
-    async fn start(config: TrainConfig, prefer_gpu: bool, data: RunData) -> Result<Lab, JsError> {
+    async fn start(config: TrainConfig, prefer_gpu: bool, data: RunData) -> Result<FreePlay, JsError> {
         let choice = if prefer_gpu { BackendChoice::Auto } else { BackendChoice::Cpu };
         let (backend, why_cpu) = make_backend(&config.model.layout(), config.models.len(), config.max_batch(), choice)
             .await
@@ -215,7 +215,7 @@ impl Lab {
         // K × B × 4 bytes a step they grew the wasm memory of a long free-play run without bound (the page soak,
         // docs/RELIABILITY.md §5).
         trainer.set_record_batches(false);
-        Ok(Lab { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets, snapshots: Rc::new(RefCell::new(None)) })
+        Ok(FreePlay { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets, snapshots: Rc::new(RefCell::new(None)) })
     }
 
     /// What trains the models, e.g. `"GPU: SwiftShader Device (WebGPU)"` or `"CPU (f32)"`.
@@ -257,7 +257,7 @@ impl Lab {
         wasm_bindgen_futures::future_to_promise(async move {
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("Lab.step() called again before the previous step finished")))?;
+                .map_err(|_| JsValue::from(JsError::new("FreePlay.step() called again before the previous step finished")))?;
             let events = t.run_chunk_with_curvature().await.map_err(|e| JsValue::from(to_js(e)))?;
             if let Some(log) = snapshots.borrow_mut().as_mut() {
                 log.after_chunk(&mut t).await.map_err(|e| JsValue::from(to_js(e)))?;
@@ -278,7 +278,7 @@ impl Lab {
         wasm_bindgen_futures::future_to_promise(async move {
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("Lab.sharpness() called while a step is running")))?;
+                .map_err(|_| JsValue::from(JsError::new("FreePlay.sharpness() called while a step is running")))?;
             let sh = crate::train::SharpnessSchedule { every: 1, examples, iterations: iterations.unwrap_or(20), trace: true, trace_samples: None };
             let event = t.measure_curvature(&sh).await.map_err(|e| JsValue::from(to_js(e)))?;
             let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
@@ -288,7 +288,7 @@ impl Lab {
 }
 
 #[wasm_bindgen]
-impl Lab {
+impl FreePlay {
     /// Keskar's ε-sharpness of every model (`EpsilonSharpness[]`) over the first `examples` training
     /// examples at the current parameters: box `|y_i| ≤ ε(|θ_i| + 1)` (`epsilon`, default 1e-3), maximised by
     /// `steps` (default 10) projected sign-gradient ascent steps; the parameters are restored afterwards.
@@ -301,7 +301,7 @@ impl Lab {
             let fail = |e: LabError| JsValue::from(to_js(e));
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("Lab.epsilonSharpness() called while a step() or another call is running")))?;
+                .map_err(|_| JsValue::from(JsError::new("FreePlay.epsilonSharpness() called while a step() or another call is running")))?;
             let epsilon = epsilon.unwrap_or(DEFAULT_EPSILON);
             if !(epsilon.is_finite() && epsilon > 0.0) {
                 return Err(fail(LabError::config("epsilon", format!("must be a finite number > 0, got {epsilon}"))));
@@ -329,7 +329,7 @@ impl Lab {
             let fail = |e: LabError| JsValue::from(to_js(e));
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("Lab.interpolateFromInit() called while a step() or another call is running")))?;
+                .map_err(|_| JsValue::from(JsError::new("FreePlay.interpolateFromInit() called while a step() or another call is running")))?;
             let m = model.unwrap_or(0);
             let k = t.config().models.len();
             if m >= k {
@@ -353,13 +353,13 @@ impl Lab {
         })
     }
 
-    /// Keeps snapshots of the parameters for [`Lab::landscape2d`]'s PCA plane: every `every` steps (the
+    /// Keeps snapshots of the parameters for [`FreePlay::landscape2d`]'s PCA plane: every `every` steps (the
     /// chunks then end on those steps), at most `max` (default 64, 3..=1024) — when full, every second
     /// snapshot is dropped and the interval doubles, so memory stays within `max` × K × P floats however long
     /// the run. Call it before the first `step()` to include the initial parameters. Throws on a bad argument.
     #[wasm_bindgen(js_name = keepSnapshots)]
     pub fn keep_snapshots(&self, every: usize, max: Option<usize>) -> Result<(), JsError> {
-        let mut t = self.trainer.try_borrow_mut().map_err(|_| JsError::new("Lab.keepSnapshots() called while a step() or another call is running"))?;
+        let mut t = self.trainer.try_borrow_mut().map_err(|_| JsError::new("FreePlay.keepSnapshots() called while a step() or another call is running"))?;
         let log = SnapshotLog::start(&mut t, every, max.unwrap_or(64)).map_err(to_js)?;
         *self.snapshots.borrow_mut() = Some(log);
         Ok(())
@@ -367,7 +367,7 @@ impl Lab {
 
     /// The 2-D landscape of one model's training loss around its current parameters θ*, on the grid
     /// `θ* + α·d₁ + β·d₂` (`Landscape2dOptions`: grid, span, directions `"pca"` of the trajectory kept by
-    /// [`Lab::keep_snapshots`] or seeded filter-normalised `"random"`, seed, model, examples). Resolves to a
+    /// [`FreePlay::keep_snapshots`] or seeded filter-normalised `"random"`, seed, model, examples). Resolves to a
     /// `Landscape2d` with the loss and accuracy grids, the trajectory's plane coordinates, the plotters SVG
     /// (heatmap, contours, trajectory) and its plot-area box; the trained parameters are put back afterwards,
     /// so training can go on. Rejects naming the option, or while a `step()` is running.
@@ -385,7 +385,7 @@ impl Lab {
             let opts = Landscape2dOptions::from_json(&json).map_err(fail)?;
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("Lab.landscape2d() called while a step() or another call is running")))?;
+                .map_err(|_| JsValue::from(JsError::new("FreePlay.landscape2d() called while a step() or another call is running")))?;
             let log = snapshots.borrow();
             let l = landscape_2d(&mut t, log.as_ref(), &opts).await.map_err(fail)?;
             l.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))

@@ -1,4 +1,4 @@
-//! The page's 2-D landscape (`Lab.landscape2d` runs exactly `analysis::landscape2d::landscape_2d`) on a
+//! The page's 2-D landscape (`FreePlay.landscape2d` runs exactly `analysis::landscape2d::landscape_2d`) on a
 //! small trainer on the CPU backend: the grid's centre is the trained model, the PCA trajectory ends at the
 //! origin and rebuilds a planar trajectory, the parameters are put back, and bad options are named.
 #![cfg(not(target_arch = "wasm32"))]
@@ -21,7 +21,7 @@ fn trainer(steps: usize) -> Trainer<CpuBackend<f32>> {
     Trainer::new(cfg, backend).unwrap()
 }
 
-/// Trains `t` to the end, snapshotting as `Lab.step` does.
+/// Trains `t` to the end, snapshotting as `FreePlay.step` does.
 fn train(t: &mut Trainer<CpuBackend<f32>>, log: &mut SnapshotLog) {
     while !t.is_done() {
         pollster::block_on(t.run_chunk()).unwrap();

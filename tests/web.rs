@@ -1,11 +1,11 @@
-//! Browser tests of the JavaScript face (`sgd_lab::web::Lab`), run inside Chromium by
+//! Browser tests of the JavaScript face (`sgd_lab::web::FreePlay`), run inside Chromium by
 //! `wasm-pack test --headless --chrome` (webdriver.json turns WebGPU on; see scripts/test).
 #![cfg(target_arch = "wasm32")]
 
 mod common_web;
 
 use common_web::{get, tiny_files};
-use sgd_lab::web::Lab;
+use sgd_lab::web::FreePlay;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -25,7 +25,7 @@ fn config(steps: usize, lr: f32) -> String {
 }
 
 /// Runs `lab` to the end; returns (event types in order, every step's loss of model 0).
-async fn run_to_end(lab: &Lab) -> (Vec<String>, Vec<f64>) {
+async fn run_to_end(lab: &FreePlay) -> (Vec<String>, Vec<f64>) {
     let (mut types, mut losses) = (Vec::new(), Vec::new());
     while !lab.done() {
         let events = JsFuture::from(lab.step()).await.expect("step resolves");
@@ -43,20 +43,20 @@ async fn run_to_end(lab: &Lab) -> (Vec<String>, Vec<f64>) {
 
 #[wasm_bindgen_test]
 async fn an_invalid_config_is_refused_with_the_field_named() {
-    let err = Lab::create(config(40, -1.0), false).await.err().expect("a negative learning rate is refused");
+    let err = FreePlay::create(config(40, -1.0), false).await.err().expect("a negative learning rate is refused");
     let message = get(&JsValue::from(err), "message").as_string().unwrap();
     assert!(message.contains("models[0].lr"), "{message}");
 }
 
 #[wasm_bindgen_test]
 async fn malformed_json_is_refused_not_panicked_on() {
-    assert!(Lab::create("{ not json".into(), false).await.is_err());
-    assert!(Lab::create(r#"{"model":{},"unknown":1}"#.into(), true).await.is_err());
+    assert!(FreePlay::create("{ not json".into(), false).await.is_err());
+    assert!(FreePlay::create(r#"{"model":{},"unknown":1}"#.into(), true).await.is_err());
 }
 
 #[wasm_bindgen_test]
 async fn on_the_cpu_a_run_reports_started_steps_evals_and_finished_and_the_loss_falls() {
-    let lab = Lab::create(config(600, 0.1), false).await.expect("valid config");
+    let lab = FreePlay::create(config(600, 0.1), false).await.expect("valid config");
     assert!(!lab.on_gpu());
     assert!(lab.fallback_reason().unwrap().contains("not requested"));
     let (types, losses) = run_to_end(&lab).await;
@@ -75,7 +75,7 @@ async fn on_the_cpu_a_run_reports_started_steps_evals_and_finished_and_the_loss_
 
 #[wasm_bindgen_test]
 async fn preferring_the_gpu_either_gets_it_or_says_why_not_and_trains_anyway() {
-    let lab = Lab::create(config(30, 0.1), true).await.expect("valid config");
+    let lab = FreePlay::create(config(30, 0.1), true).await.expect("valid config");
     if lab.on_gpu() {
         assert!(lab.backend().starts_with("GPU"), "{}", lab.backend());
         assert!(lab.fallback_reason().is_none());
@@ -90,7 +90,7 @@ async fn preferring_the_gpu_either_gets_it_or_says_why_not_and_trains_anyway() {
 
 #[wasm_bindgen_test]
 async fn a_second_step_while_one_is_running_is_rejected_not_panicked_on() {
-    let lab = Lab::create(config(30, 0.1), false).await.unwrap();
+    let lab = FreePlay::create(config(30, 0.1), false).await.unwrap();
     let (a, b) = (lab.step(), lab.step());
     let (ra, rb) = (JsFuture::from(a).await, JsFuture::from(b).await);
     // The CPU finishes a chunk before the second promise starts, so both may succeed; neither may panic.
@@ -100,7 +100,7 @@ async fn a_second_step_while_one_is_running_is_rejected_not_panicked_on() {
     }
 }
 
-// --- a real data set from bytes: Lab.createWithData on a tiny hand-built IDX "Fashion-MNIST" -----------
+// --- a real data set from bytes: FreePlay.createWithData on a tiny hand-built IDX "Fashion-MNIST" -----------
 
 /// 784→16→10 on 40 training examples (10 with random labels), 10 held out for validation.
 fn real_config(steps: usize, train_size: usize) -> String {
@@ -111,13 +111,13 @@ fn real_config(steps: usize, train_size: usize) -> String {
     )
 }
 
-async fn create_with(config: String, prefer_gpu: bool, files: [Vec<u8>; 4]) -> Result<Lab, String> {
+async fn create_with(config: String, prefer_gpu: bool, files: [Vec<u8>; 4]) -> Result<FreePlay, String> {
     let [a, b, c, d] = files;
-    Lab::create_with_data(config, prefer_gpu, a, b, c, d).await.map_err(|e| get(&JsValue::from(e), "message").as_string().unwrap())
+    FreePlay::create_with_data(config, prefer_gpu, a, b, c, d).await.map_err(|e| get(&JsValue::from(e), "message").as_string().unwrap())
 }
 
 /// Runs to the end; returns the events as JS objects.
-async fn events_to_end(lab: &Lab) -> Vec<JsValue> {
+async fn events_to_end(lab: &FreePlay) -> Vec<JsValue> {
     let mut all = Vec::new();
     while !lab.done() {
         let events = JsFuture::from(lab.step()).await.expect("step resolves");
@@ -204,15 +204,15 @@ async fn bad_files_and_mismatched_configs_are_refused_naming_the_file_or_field()
     // More training examples than the (tiny) file holds.
     let m = create_with(real_config(10, 55), false, tiny_files()).await.err().unwrap();
     assert!(m.contains("train_size"), "{m}");
-    // A synthetic config has no files to take; a real one cannot go through Lab.create.
+    // A synthetic config has no files to take; a real one cannot go through FreePlay.create.
     let m = create_with(config(10, 0.1), false, tiny_files()).await.err().unwrap();
-    assert!(m.contains("`dataset`") && m.contains("Lab.create"), "{m}");
-    let err = Lab::create(real_config(10, 40), false).await.err().unwrap();
+    assert!(m.contains("`dataset`") && m.contains("FreePlay.create"), "{m}");
+    let err = FreePlay::create(real_config(10, 40), false).await.err().unwrap();
     let m = get(&JsValue::from(err), "message").as_string().unwrap();
-    assert!(m.contains("`dataset`") && m.contains("Lab.createWithData"), "{m}");
+    assert!(m.contains("`dataset`") && m.contains("FreePlay.createWithData"), "{m}");
 }
 
-/// A 2→8→2 tanh net recording its Hessian every 10 steps; then `Lab.sharpness` at the end, on the CPU and
+/// A 2→8→2 tanh net recording its Hessian every 10 steps; then `FreePlay.sharpness` at the end, on the CPU and
 /// (where WebGPU gives an adapter) the GPU.
 #[wasm_bindgen_test]
 async fn sharpness_events_during_training_and_lab_sharpness_report_lambda_max_and_trace_per_model() {
@@ -221,7 +221,7 @@ async fn sharpness_events_during_training_and_lab_sharpness_report_lambda_max_an
         "models":[{"lr":0.1,"momentum":0.9,"seed":1},{"lr":0.05,"seed":2}],
         "sharpness":{"every":10,"examples":50,"iterations":5}}"#;
     for prefer_gpu in [false, true] {
-        let lab = Lab::create(cfg.into(), prefer_gpu).await.expect("valid config");
+        let lab = FreePlay::create(cfg.into(), prefer_gpu).await.expect("valid config");
         let mut seen = Vec::new();
         while !lab.done() {
             let events = JsFuture::from(lab.step()).await.expect("step resolves");
@@ -256,7 +256,7 @@ fn tiny_config() -> String {
 }
 
 /// `[alpha, loss, accuracy]` of an `Interpolation`.
-async fn interpolation(lab: &Lab, points: usize, model: Option<usize>) -> Result<[Vec<f64>; 3], String> {
+async fn interpolation(lab: &FreePlay, points: usize, model: Option<usize>) -> Result<[Vec<f64>; 3], String> {
     let v = JsFuture::from(lab.interpolate_from_init(points, model)).await.map_err(|e| get(&e, "message").as_string().unwrap())?;
     let col = |k: &str| js_sys::Array::from(&get(&v, k)).iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>();
     Ok([col("alpha"), col("loss"), col("accuracy")])
@@ -264,7 +264,7 @@ async fn interpolation(lab: &Lab, points: usize, model: Option<usize>) -> Result
 
 #[wasm_bindgen_test]
 async fn epsilon_sharpness_is_reported_per_model_and_bad_arguments_are_refused() {
-    let lab = Lab::create(tiny_config(), false).await.unwrap();
+    let lab = FreePlay::create(tiny_config(), false).await.unwrap();
     events_to_end(&lab).await;
     let r = JsFuture::from(lab.epsilon_sharpness(40, None, Some(5))).await.expect("epsilonSharpness resolves");
     let models = js_sys::Array::from(&r);
@@ -280,7 +280,7 @@ async fn epsilon_sharpness_is_reported_per_model_and_bad_arguments_are_refused()
 
 #[wasm_bindgen_test]
 async fn interpolation_from_init_starts_at_the_initial_loss_and_ends_at_the_final_loss() {
-    let lab = Lab::create(tiny_config(), false).await.unwrap();
+    let lab = FreePlay::create(tiny_config(), false).await.unwrap();
     // before any step θ = θ₀: every point is the initial model
     let [alpha, before, _] = interpolation(&lab, 25, Some(1)).await.unwrap();
     assert_eq!(alpha.len(), 25);
@@ -303,7 +303,7 @@ async fn interpolation_from_init_starts_at_the_initial_loss_and_ends_at_the_fina
     assert!(final_loss < initial, "training lowered the loss: {initial} → {final_loss}");
     assert!(accuracy.iter().all(|a| (0.0..=1.0).contains(a)));
     // the interpolation before training put the parameters back: the same run without it ends identically
-    let plain = Lab::create(tiny_config(), false).await.unwrap();
+    let plain = FreePlay::create(tiny_config(), false).await.unwrap();
     let ev = events_to_end(&plain).await;
     let last = ev.last().unwrap();
     let m1 = js_sys::Array::from(&get(last, "train")).get(1);
@@ -313,11 +313,11 @@ async fn interpolation_from_init_starts_at_the_initial_loss_and_ends_at_the_fina
     assert!(interpolation(&lab, 25, Some(2)).await.unwrap_err().contains("model 2"));
 }
 
-/// `Lab.landscape2d` on the tiny run (CPU, 7 × 7 grid): the PCA plane of the kept snapshots, the centre is
+/// `FreePlay.landscape2d` on the tiny run (CPU, 7 × 7 grid): the PCA plane of the kept snapshots, the centre is
 /// the trained model, the trajectory ends at (0, 0), training goes on afterwards, and bad options are named.
 #[wasm_bindgen_test]
 async fn landscape2d_centres_on_the_trained_model_and_names_bad_options() {
-    let lab = Lab::create(tiny_config(), false).await.unwrap();
+    let lab = FreePlay::create(tiny_config(), false).await.unwrap();
     lab.keep_snapshots(10, Some(64)).unwrap();
     events_to_end(&lab).await; // 40 steps in chunks of 10: snapshots at 0, 10, 20, 30, 40
     let opts = js_sys::JSON::parse(r#"{"grid": 7, "model": 1}"#).unwrap();

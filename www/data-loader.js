@@ -12,7 +12,7 @@ export const REAL_SETS = {
   mnist: { label: "MNIST", credit: "Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0" },
 };
 
-/** File names in the order Lab.createWithData takes them. */
+/** File names in the order FreePlay.createWithData takes them. */
 export const IDX_FILES = [
   "train-images-idx3-ubyte.gz",
   "train-labels-idx1-ubyte.gz",

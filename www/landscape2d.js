@@ -1,4 +1,4 @@
-// The free play's 2-D loss landscape: asks the engine (`Lab.landscape2d`) for the grid and the plotters
+// The free play's 2-D loss landscape: asks the engine (`FreePlay.landscape2d`) for the grid and the plotters
 // heatmap (the CLI's figure: contours, trajectory), shows the SVG as an image (no inline markup, so the strict
 // CSP holds), and reads values on hover. The pointer is mapped to (α, β) with the plot-area box the SVG was
 // drawn with (`plot_box`, from Rust), so nothing here guesses where the axes are; the loss shown is the

@@ -11,11 +11,11 @@
 // [data-loss, data-accuracy], #landscape-chart[data-points, data-loss-at0, data-loss-at1] (the interpolation
 // from the initial to the final parameters, drawn once a run is done), and landscape2d.js's hooks.
 // The 2-D landscape (button "Landscape (2-D)", during or after a run): the run keeps parameter snapshots every
-// chunk (`Lab.keepSnapshots`, at most 64: when full every second one goes and the interval doubles) for the
+// chunk (`FreePlay.keepSnapshots`, at most 64: when full every second one goes and the interval doubles) for the
 // PCA plane; engine calls go through one queue, so a landscape asked for mid-run runs between two chunks and
 // never while a step() runs. The run's engine is kept after the run (for the landscape) and freed when the next run starts.
 // Add ?cpu to the URL to train on the CPU even when WebGPU is available.
-import init, { Lab, version } from "./pkg/sgd_lab.js";
+import init, { FreePlay, version } from "./pkg/sgd_lab.js";
 import { LossChart } from "./loss-chart.js";
 import { LandscapeChart } from "./landscape-chart.js";
 import { Landscape2dView } from "./landscape2d.js";
@@ -168,10 +168,10 @@ async function train(chart, preferGpu, run, landscape, view) {
     if (run.stopped) return "stopped";
     $("status").textContent = "Preparing the data set…";
     await yieldToBrowser();
-    lab = await Lab.createWithData(JSON.stringify(config), preferGpu, ...files);
+    lab = await FreePlay.createWithData(JSON.stringify(config), preferGpu, ...files);
   } else {
     $("data-status").hidden = true;
-    lab = await Lab.create(JSON.stringify(config), preferGpu);
+    lab = await FreePlay.create(JSON.stringify(config), preferGpu);
   }
   engine.lab = lab;
   lab.keepSnapshots(config.chunk_steps, MAX_SNAPSHOTS);
