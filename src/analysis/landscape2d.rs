@@ -1,5 +1,5 @@
 //! The 2-D loss landscape around one model of a running [`Trainer`], as the page's free play shows it
-//! (`Lab.landscape2d` in `src/web.rs` is a thin wrapper around [`landscape_2d`]; this module exists so that the
+//! (`FreePlay.landscape2d` in `src/web.rs` is a thin wrapper around [`landscape_2d`]; this module exists so that the
 //! wasm method and its native tests run the same code).
 //!
 //! The plane is spanned either by the top-2 principal directions of the model's training trajectory around
@@ -43,7 +43,7 @@ fn default_grid() -> usize {
     DEFAULT_GRID
 }
 
-/// What `Lab.landscape2d(options)` accepts (every field optional; unknown fields are refused).
+/// What `FreePlay.landscape2d(options)` accepts (every field optional; unknown fields are refused).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Landscape2dOptions {
@@ -294,7 +294,7 @@ pub async fn landscape_2d<B: Perturb>(trainer: &mut Trainer<B>, snapshots: Optio
             if traj.len() < 2 {
                 return Err(LabError::config(
                     "directions",
-                    "\"pca\" needs the training trajectory: keep snapshots (Lab.keepSnapshots) and train some steps first, or use \"random\"",
+                    "\"pca\" needs the training trajectory: keep snapshots (FreePlay.keepSnapshots) and train some steps first, or use \"random\"",
                 ));
             }
             let pca = pca_directions(&traj, &centre).map_err(|e| LabError::config("directions", format!("\"pca\": {e}")))?;
