@@ -154,7 +154,7 @@ fn hessian_prints_its_probe_seeds_and_they_rebuild_its_lanczos_lambda_max_and_hu
         for _ in 0..samples {
             let mut z = vec![0.0; 2 * p];
             z[m * p..(m + 1) * p].iter_mut().for_each(|x| *x = if rng.random::<bool>() { 1.0 } else { -1.0 });
-            let hz = sgd_lab::analysis::hvp::cpu_hvp_exact(&backend, h, 0, 30, &z).unwrap();
+            let hz = sgd_lab::backend::cpu::hvp::cpu_hvp_exact(&backend, h, 0, 30, &z).unwrap();
             sum += z[m * p..(m + 1) * p].iter().zip(&hz[m * p..(m + 1) * p]).map(|(a, b)| a * b).sum::<f64>();
         }
         let (trace, rebuilt) = (model["trace"].as_f64().unwrap(), sum / samples as f64);
@@ -212,7 +212,7 @@ fn hessian_writes_the_top_eigenvectors_orthonormal_each_an_eigenvector_of_the_he
             assert!((norm - 1.0).abs() < 1e-12, "model {m} vector {j}: norm {norm}");
             let mut x = vec![0.0; 2 * p];
             x[m * p..(m + 1) * p].copy_from_slice(vec);
-            let hx = sgd_lab::analysis::hvp::cpu_hvp_exact(&backend, h, 0, 30, &x).unwrap();
+            let hx = sgd_lab::backend::cpu::hvp::cpu_hvp_exact(&backend, h, 0, 30, &x).unwrap();
             let r = hx[m * p..(m + 1) * p].iter().zip(vec).map(|(a, b)| (a - lambda * b).powi(2)).sum::<f64>().sqrt();
             let rayleigh: f64 = hx[m * p..(m + 1) * p].iter().zip(vec).map(|(a, b)| a * b).sum();
             let lmax = lambdas[0].abs();

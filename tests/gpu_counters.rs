@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use sgd_lab::analysis::Curvature;
+use sgd_lab::backend::curvature::Curvature;
 use sgd_lab::backend::gpu::{GpuBackend, GpuContext, GpuCounters};
 use sgd_lab::backend::perturb::Perturb;
 use sgd_lab::backend::{Backend, Hyper};

@@ -462,8 +462,8 @@ gpu_test!(too_many_models_for_the_parameter_buffer_are_refused_with_a_count_that
 /// 64-wide GEMM tile and are not multiples of it, 3 models with their own vectors, a subset starting at 3 in
 /// chunks of 16 with a 5-row remainder (the result buffer is NaN-filled before the call).
 async fn hvp_matches_the_cpu_f64_reference_over_chunks_for_every_activation() {
-    use sgd_lab::analysis::hvp::cpu_hvp_exact;
-    use sgd_lab::analysis::Curvature;
+    use sgd_lab::backend::cpu::hvp::cpu_hvp_exact;
+    use sgd_lab::backend::curvature::Curvature;
     let ctx = ctx().await;
     let k = 3;
     for (hidden, act) in [(vec![70, 5], Activation::Tanh), (vec![9, 67], Activation::Relu), (vec![13], Activation::Linear), (vec![6, 7, 5], Activation::Tanh)] {

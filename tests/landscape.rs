@@ -4,7 +4,8 @@
 
 use sgd_lab::analysis::landscape::{self, filter_normalize, interpolate, linspace, random_direction, slice_1d, slice_2d, BiasMode, EvalSet};
 use sgd_lab::backend::cpu::CpuBackend;
-use sgd_lab::backend::perturb::{combine, Perturb};
+use sgd_lab::backend::cpu::perturb::combine;
+use sgd_lab::backend::perturb::Perturb;
 use sgd_lab::backend::{Backend, DataHandle, EvalMetrics, Gradients, Hyper, OptimizerState, Progress};
 use sgd_lab::data::{two_spirals, Dataset};
 use sgd_lab::error::Result;

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::{dot, norm, HvpOperator};
-use crate::backend::cpu::par;
+use crate::backend::cpu::pool;
 use crate::error::Result;
 
 /// Settings of [`lanczos`].
@@ -99,7 +99,7 @@ pub async fn lanczos<H: HvpOperator>(op: &mut H, opts: &LanczosOptions) -> Resul
         // larger part of a λ_max at K = 16 (docs/BENCHMARKS.md) — and is independent across models: one
         // model per thread of the calling rayon pool (natively; rayon's global pool outside any pool).
         // Each model's arithmetic is the same in any schedule, so results do not depend on the threads.
-        par::for_each_mut(&mut models, |s| {
+        pool::for_each_mut(&mut models, |s| {
             if s.active {
                 s.extend(&hv[s.m * n..(s.m + 1) * n], j, steps);
             }

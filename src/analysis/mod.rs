@@ -1,6 +1,6 @@
 //! Analyses built on batches of models.
 //!
-//! Curvature of the loss at a point: exact Hessian-vector products ([`hvp`]), the top eigenvalues by
+//! Curvature of the loss at a point: exact Hessian-vector products (`backend::curvature`, CPU and GPU halves in `backend::{cpu,gpu}::hvp`), the top eigenvalues by
 //! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`trace`]); Keskar's
 //! ε-sharpness by projected gradient ascent in a box ([`sharpness`]); the gradient-noise scale B_simple ([`noise`]).
 //! Design notes: `docs/hessian.md`.
@@ -16,7 +16,6 @@
 #![allow(async_fn_in_trait)]
 
 pub mod eigen;
-pub mod hvp;
 pub mod landscape;
 pub mod landscape2d;
 pub mod noise;
@@ -26,8 +25,7 @@ pub mod run;
 pub mod sharpness;
 pub mod trace;
 
-pub use hvp::Curvature;
-
+use crate::backend::curvature::Curvature;
 use crate::backend::DataHandle;
 use crate::error::Result;
 

@@ -105,7 +105,7 @@ impl Backend for AnyBackend {
     }
 }
 
-impl crate::analysis::Curvature for AnyBackend {
+impl crate::backend::curvature::Curvature for AnyBackend {
     async fn hvp(&mut self, data: DataHandle, start: usize, count: usize, v: &[f32]) -> Result<Vec<f32>> {
         each!(self, b => b.hvp(data, start, count, v).await)
     }

@@ -19,6 +19,7 @@
 
 pub mod any;
 pub mod cpu;
+pub mod curvature;
 pub mod gpu;
 pub mod perturb;
 

@@ -4,11 +4,10 @@
 //! A backend that implements [`Perturb`] holds a *basis* of three `P`-vectors `(base, d1, d2)` and fills
 //! its K models with `θ_k = (c0_k·base + c1_k·d1) + c2_k·d2` for K coefficient triples — on the GPU one
 //! elementwise dispatch (`shaders/perturb.wgsl`), on the CPU the same loop in the backend's precision
-//! ([`combine`]). Slices use `(1, α, β)`; interpolation uses `(1−α, α, 0)` with `d1 = θ₂`, so that
+//! (`backend/cpu/perturb.rs`). Slices use `(1, α, β)`; interpolation uses `(1−α, α, 0)` with `d1 = θ₂`, so that
 //! α = 0 and α = 1 give θ₁ and θ₂ exactly. The existing [`Backend`] methods are unchanged: after
 //! [`Perturb::perturb`], [`Backend::evaluate`] evaluates the K perturbed models.
 
-use crate::backend::cpu::{CpuBackend, Real};
 use crate::backend::Backend;
 use crate::error::{LabError, Result};
 
@@ -19,18 +18,6 @@ pub trait Perturb: Backend {
     /// Sets model k's parameters to `(c0·base + c1·d1) + c2·d2` with `coeffs[k] = [c0, c1, c2]`
     /// (exactly K triples). Encodes the work; nothing is read back.
     fn perturb(&mut self, coeffs: &[[f32; 3]]) -> Result<()>;
-}
-
-/// The CPU reference of the perturbation: `out[k·P + i] = (c0_k·base_i + c1_k·d1_i) + c2_k·d2_i`, in `T`.
-pub fn combine<T: Real>(base: &[T], d1: &[T], d2: &[T], coeffs: &[[f32; 3]], out: &mut [T]) {
-    let p = base.len();
-    assert!(d1.len() == p && d2.len() == p && out.len() == coeffs.len() * p, "combine: shapes");
-    for (k, c) in coeffs.iter().enumerate() {
-        let (c0, c1, c2) = (T::from_f32(c[0]), T::from_f32(c[1]), T::from_f32(c[2]));
-        for (i, o) in out[k * p..(k + 1) * p].iter_mut().enumerate() {
-            *o = (c0 * base[i] + c1 * d1[i]) + c2 * d2[i];
-        }
-    }
 }
 
 /// Checks the shapes of a basis against `P`.
@@ -49,24 +36,4 @@ pub(crate) fn check_coeffs(k: usize, coeffs: &[[f32; 3]]) -> Result<()> {
         return Err(LabError::Backend(format!("perturb needs one coefficient triple per model ({k}), got {}", coeffs.len())));
     }
     Ok(())
-}
-
-impl<T: Real> Perturb for CpuBackend<T> {
-    fn set_perturb_basis(&mut self, base: &[f32], d1: &[f32], d2: &[f32]) -> Result<()> {
-        check_basis(self.layout().params_per_model, base, d1, d2)?;
-        let basis = base.iter().chain(d1).chain(d2).map(|&v| T::from_f32(v)).collect();
-        self.set_basis_exact(basis);
-        Ok(())
-    }
-
-    fn perturb(&mut self, coeffs: &[[f32; 3]]) -> Result<()> {
-        check_coeffs(self.models(), coeffs)?;
-        let p = self.layout().params_per_model;
-        let (basis, params) = self.basis_and_params_mut();
-        if basis.len() != 3 * p {
-            return Err(LabError::Backend("perturb called before set_perturb_basis".into()));
-        }
-        combine(&basis[..p], &basis[p..2 * p], &basis[2 * p..], coeffs, params);
-        Ok(())
-    }
 }

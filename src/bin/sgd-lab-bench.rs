@@ -33,7 +33,8 @@ use rand_chacha::ChaCha8Rng;
 
 use sgd_lab::analysis::eigen::{lanczos, LanczosOptions};
 use sgd_lab::analysis::landscape::{linspace, pick_model, random_direction, slice_2d, BiasMode, EvalSet};
-use sgd_lab::analysis::{BackendOperator, Curvature, Subset};
+use sgd_lab::analysis::{BackendOperator, Subset};
+use sgd_lab::backend::curvature::Curvature;
 use sgd_lab::backend::any::{make_backend, AnyBackend, BackendChoice};
 #[cfg(doc)]
 use sgd_lab::backend::gpu::{GpuBackend, GpuContext};

@@ -500,7 +500,7 @@ impl<B: Backend> Trainer<B> {
     }
 }
 
-impl<B: crate::analysis::Curvature> Trainer<B> {
+impl<B: crate::backend::curvature::Curvature> Trainer<B> {
     /// [`Trainer::run_chunk`], plus an [`Event::Sharpness`] (before `Eval`/`Finished`) whenever the config's
     /// `sharpness` schedule falls due. Without a schedule it is exactly `run_chunk`.
     pub async fn run_chunk_with_curvature(&mut self) -> Result<Vec<Event>> {

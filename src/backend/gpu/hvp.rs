@@ -11,7 +11,7 @@
 use super::context::{flat_grid, Recorder};
 use super::params::{self, BiasParams, GatherParams, GemmParams, StepSlot, WorkLayout, SLOT};
 use super::{fill_words, mib, GpuBackend};
-use crate::analysis::hvp::{check_hvp_request, Curvature};
+use crate::backend::curvature::{check_hvp_request, Curvature};
 use crate::backend::DataHandle;
 use crate::error::{LabError, Result};
 use crate::model::{Activation, Layout};

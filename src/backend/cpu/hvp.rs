@@ -11,20 +11,14 @@
 //! The loss is the *mean* over a chosen set of `n` examples, processed in chunks: every chunk adds its
 //! rows' contribution scaled by `1/n`, so the result does not depend on the chunk size (eval mode: no
 //! weight decay, no update). This file holds the CPU reference (generic over f32/f64, GEMMs through
-//! [`cpu::gemm`]) and the [`Curvature`] trait; the GPU version is `backend/gpu/hvp.rs` + `shaders/r_*.wgsl`.
+//! [`gemm`]) and the CPU backend's [`Curvature`]; the trait is in `backend/curvature.rs`, the GPU version in
+//! `backend/gpu/hvp.rs` + `shaders/r_*.wgsl`.
 
-use crate::backend::cpu::{self, activation_slope, gemm, CpuBackend, Real, Workspace};
+use super::{activation_slope, forward, gather, gemm, CpuBackend, Real, Workspace};
+use crate::backend::curvature::{check_hvp_request, Curvature};
 use crate::backend::{Backend, DataHandle};
-use crate::error::{LabError, Result};
+use crate::error::Result;
 use crate::model::{Activation, Layout};
-
-/// Backends that can multiply each model's loss Hessian by a vector.
-pub trait Curvature: Backend {
-    /// `H_m·v_m` for every model m, where `H_m` is the Hessian of model m's mean softmax cross-entropy over
-    /// examples `start..start+count` of `data` (eval mode, no weight decay), and `v` holds the K vectors
-    /// in the flat parameter layout (`K × P`). Returns `K × P`. Parameters are the backend's current ones.
-    async fn hvp(&mut self, data: DataHandle, start: usize, count: usize, v: &[f32]) -> Result<Vec<f32>>;
-}
 
 /// Tangent activations and deltas beside a [`Workspace`], sized once for `rows` examples.
 #[derive(Clone, Debug)]
@@ -65,7 +59,7 @@ pub fn curvature_term<T: Real>(act: Activation, a: T, ra: T) -> T {
 #[allow(clippy::too_many_arguments)]
 pub fn hvp_accumulate<T: Real>(layout: &Layout, params: &[T], v: &[T], rows: usize, labels: &[u32], scale: T, hw: &mut HvpWorkspace<T>, out: &mut [T]) {
     let layers = layout.layers.len();
-    cpu::forward(layout, params, rows, &mut hw.ws);
+    forward(layout, params, rows, &mut hw.ws);
     // Tangent forward pass.
     for (l, lo) in layout.layers.iter().enumerate() {
         let (fi, fo) = (lo.fan_in, lo.fan_out);
@@ -160,17 +154,6 @@ pub fn hvp_reference<T: Real>(layout: &Layout, params: &[T], v: &[T], x: &[T], l
     out
 }
 
-/// Checks an HVP request against the sizes of a backend and its data set.
-pub(crate) fn check_hvp_request(k: usize, p: usize, n: usize, start: usize, count: usize, v_len: usize) -> Result<()> {
-    if count == 0 || start + count > n {
-        return Err(LabError::Backend(format!("Hessian range {start}..{} is empty or beyond the {n} examples", start + count)));
-    }
-    if v_len != k * p {
-        return Err(LabError::Backend(format!("expected {} vector entries (K × P = {k} × {p}), got {v_len}", k * p)));
-    }
-    Ok(())
-}
-
 /// `H_m·v_m` of every model of a CPU backend in its own precision (`v`: K × P), over examples
 /// `start..start+count` in chunks of the backend's `max_batch` rows. The f64 reference of [`Curvature::hvp`].
 pub fn cpu_hvp_exact<T: Real>(backend: &CpuBackend<T>, data: DataHandle, start: usize, count: usize, v: &[T]) -> Result<Vec<T>> {
@@ -190,7 +173,7 @@ pub fn cpu_hvp_exact<T: Real>(backend: &CpuBackend<T>, data: DataHandle, start: 
         let rows = (start + count - at).min(chunk);
         idx.clear();
         idx.extend((at..at + rows).map(|i| i as u32));
-        cpu::gather(d, &idx, &mut hw.ws.acts[0][..rows * d.dim], &mut labels[..rows]);
+        gather(d, &idx, &mut hw.ws.acts[0][..rows * d.dim], &mut labels[..rows]);
         for m in 0..k {
             let r = m * p..(m + 1) * p;
             hvp_accumulate(layout, &params[r.clone()], &v[r.clone()], rows, &labels[..rows], scale, &mut hw, &mut out[r]);
