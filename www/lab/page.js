@@ -11,7 +11,7 @@
 // of each finished group download as safetensors (the worker keeps the finished Experiment for that).
 //
 // URL (parsed and written by url-state.js, which names every parameter it cannot read and what is allowed):
-//   ?preset=<id>|free-play   the preset (free play: the original one-model trainer, main.js, loaded when picked)
+//   ?preset=<id>|free-play   the preset (free play: the original one-model trainer, free/main.js, loaded when picked)
 //   ?scale=quick|default     the scale (default: "default" with WebGPU, "quick" without)
 //   ?cpu                     train on the CPU even where WebGPU exists
 //   ?patch=<JSON object>     merge patch applied after the scale's (e.g. ?patch={"seeds":[1,2,3]}); the panel's
@@ -187,7 +187,7 @@ function setMode(mode) {
   for (const el of document.querySelectorAll(".lab-only")) el.hidden = mode !== "lab";
   if (mode === "free" && !freePlayLoaded) {
     freePlayLoaded = true;
-    import("../main.js").catch((e) => showError(e.message));
+    import("../free/main.js").catch((e) => showError(e.message));
   }
   // Leaving free play stops its run (it trains on this thread).
   if (mode === "lab" && freePlayLoaded && !$("stop").disabled) $("stop").click();
