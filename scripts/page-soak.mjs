@@ -13,7 +13,7 @@
 //     grows with the groups and a leak could not be told from data.
 //   - tab "free": free play (one MLP on the main thread) with the largest step budget the engine takes
 //     (10 000 000 steps, more than an hour at any speed seen here): its live loss curve gets a point per step,
-//     which is exactly the unbounded growth a soak must catch (www/bounded-curve.js keeps at most 4096 points per
+//     which is exactly the unbounded growth a soak must catch (www/free/bounded-curve.js keeps at most 4096 points per
 //     series for that reason).
 // Every interval (60 s, or 10 s for runs under 10 minutes) it forces a garbage collection in each JS context
 // through CDP (HeapProfiler.collectGarbage, so the numbers are what is retained, not when V8 last collected)

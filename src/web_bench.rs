@@ -1,9 +1,9 @@
-//! The JavaScript face of the benchmarks (`www/bench.html`): the measurements of `sgd-lab-bench` —
+//! The JavaScript face of the benchmarks (`www/bench/index.html`): the measurements of `sgd-lab-bench` —
 //! training, evaluation and λ_max — in a browser tab, on WebGPU or on the CPU backend (wasm32: one thread).
 //!
 //! Why this shape: the wasm module has no clock worth trusting across engines, and the page needs control
 //! between pieces of work, so each method does one unit of work (a training chunk with its readback, one
-//! evaluation, one Lanczos run) and the caller times it with `performance.now()` (`www/bench-worker.js`,
+//! evaluation, one Lanczos run) and the caller times it with `performance.now()` (`www/bench/worker.js`,
 //! in a worker so the page stays responsive). The data are random bytes shaped like Fashion-MNIST, as in
 //! the native bench (throughput does not depend on the values).
 //!

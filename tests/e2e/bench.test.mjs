@@ -1,4 +1,4 @@
-// End-to-end: the benchmark page (www/bench.html + bench.js + bench-worker.js) in Debian's chromium with
+// End-to-end: the benchmark page (www/bench/: index.html + bench.js + worker.js) in Debian's chromium with
 // WebGPU (SwiftShader) at tiny sizes: the worker measures WebGPU and the CPU backend (wasm), the table fills
 // with finite positive numbers for both, and the Markdown for "Copy as Markdown" holds the same rows. Bad
 // settings in the address are named on the page. No timing is asserted: only that the numbers exist.
@@ -13,7 +13,7 @@ const site = useSite({ browser: true, webgpu: true });
 async function open(query) {
   const page = await site.browser.newPage();
   const log = recordLog(page);
-  await page.goto(`${site.server.url}bench.html?${query}`);
+  await page.goto(`${site.server.url}bench/?${query}`);
   return { page, log };
 }
 
@@ -53,7 +53,7 @@ test("a bad setting in the address is named on the page and nothing runs", async
 test("BenchRun rejects bad arguments with a message naming the argument", async () => {
   const { page } = await open("arch=vgg"); // the page stops at the address error; the module is still loadable
   const errors = await page.evaluate(async () => {
-    const m = await import("./pkg/sgd_lab.js");
+    const m = await import("../pkg/sgd_lab.js");
     await m.default();
     const msg = async (f) => { try { await f(); return "no error"; } catch (e) { return e.message; } };
     const run = await m.BenchRun.create("cpu", "8", 1, 4, 8);

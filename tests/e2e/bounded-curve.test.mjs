@@ -1,10 +1,10 @@
-// Free play's loss curve stays bounded (www/bounded-curve.js, drawn by www/loss-chart.js): one point per step
+// Free play's loss curve stays bounded (www/free/bounded-curve.js, drawn by loss-chart.js): one point per step
 // up to the bound, then pairs merge so a run of any length keeps at most MAX_POINTS points, each the mean of the
 // mini-batch losses of exactly the steps it stands for, evaluations on the point whose steps include them.
 // Checked in node against a brute-force recomputation from every loss. No browser: fast.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BoundedCurve, MAX_POINTS } from "../../www/bounded-curve.js";
+import { BoundedCurve, MAX_POINTS } from "../../www/free/bounded-curve.js";
 
 /** A loss for step s (deterministic, not monotone, so a wrong grouping shows). */
 const lossAt = (s) => 1 + Math.sin(s * 0.37) / (1 + s / 1000);

@@ -1,4 +1,4 @@
-// End-to-end: configuring, sharing and exporting on the lab page (www/lab/page.js, config-panel.js,
+// End-to-end: configuring, sharing and exporting on the lab page (www/lab/page.js, share-view.js, config-panel.js,
 // url-state.js), served on loopback and driven in Debian's chromium by playwright-core, all on the CPU (?cpu):
 //   - edits in the configuration panel land in the address, and a fresh page at that address shows the same
 //     values, the same merge patch and the same plan;

@@ -1,4 +1,4 @@
-// End-to-end: the free play's 2-D loss landscape (www/landscape2d.js over FreePlay.landscape2d), on the CPU engine
+// End-to-end: the free play's 2-D loss landscape (www/free/landscape2d.js over FreePlay.landscape2d), on the CPU engine
 // (fast and deterministic; the GPU path of the same Rust code is covered by tests/web.rs): asked for while the
 // demo trains (it runs between two chunks and the run still finishes), then again after the run with the PCA
 // plane; the plotters SVG loads under the page's strict CSP, every grid value is finite, and hovering the

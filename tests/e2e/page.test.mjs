@@ -1,4 +1,4 @@
-// End-to-end: the built page's free-play mode (www/main.js, one MLP; ?preset=free-play), served on loopback at
+// End-to-end: the built page's free-play mode (www/free/main.js, one MLP; ?preset=free-play), served on loopback at
 // an OS-picked port, driven in Debian's chromium by playwright-core: once with WebGPU, once without (CPU
 // fallback), and once on Fashion-MNIST (downloaded with progress, trained, evaluated; then, after a reload, read from the
 // browser's cache). Screenshots go to artifacts/. Run through scripts/test, or: node --test tests/e2e/

@@ -1,6 +1,7 @@
 // <sgd-lab>: one live figure of one of the paper's presets, embeddable in any page (course notes, a blog, a
 // slide deck) with one module script tag. Why a custom element: the host page needs no code, no build step and
-// no framework; the element brings its own worker (www/lab/worker.js, the lab page's protocol), its own chart
+// no framework; the element brings its own worker (www/lab/worker.js, through the lab page's client,
+// www/lab/client.js, which also starts it cross-origin), its own chart
 // (one LiveFigure of www/lab/figures.js) and its own styles (in an open shadow root, so the host's CSS and ours
 // do not mix).
 //
@@ -25,38 +26,21 @@
 // The run pauses while the element is scrolled off screen (IntersectionObserver → the worker's "pause") and
 // resumes when it is visible again, if it was running then; a run the reader paused stays paused.
 //
-// Test hooks (read by tests/e2e/embed.test.mjs) on the host element: data-state="loading|idle|running|paused|
-// done|error", data-fraction (0…1, the worker's), data-engine="gpu|cpu", data-offscreen="true|false",
-// data-error (the message shown); inside the shadow root: .lab-figure[data-name, data-points] (figures.js).
+// Test hooks (read by tests/e2e/embed.test.mjs) on the host element: data-state="loading|idle|starting|running|
+// paused|done|error" (the client's phase, mapped by STATE_OF_PHASE), data-fraction (0…1, the worker's),
+// data-engine="gpu|cpu", data-offscreen="true|false", data-error (the message shown); inside the shadow root:
+// .lab-figure[data-name, data-points] (figures.js).
 import { LiveFigures, figureNames } from "../lab/figures.js";
 import { SCALES, composePatches, patchFor } from "../lab/scales.js";
+import { LabClient } from "../lab/client.js";
 
 const HERE = import.meta.url;
 const url = (path) => new URL(path, HERE).href;
-const WORKER_URL = url("../lab/worker.js");
 const CONTROLS = ["run", "pause"];
 const ATTRIBUTES = ["preset", "figure", "scale", "controls", "patch", "cpu"];
 
 /** A message for `e`, whatever was thrown. */
 const message = (e) => e?.message ?? String(e);
-
-/**
- * The lab's worker, started from its own URL when that is same-origin with the page, else through a blob:
- * module that imports it (workers must be same-origin; a module import may be cross-origin with CORS).
- */
-function startWorker() {
-  if (self.origin === "null") {
-    throw new Error("this page has an opaque origin (an iframe sandboxed without allow-same-origin?), so the engine's " +
-      "worker cannot start; embed it with sandbox=\"allow-scripts allow-same-origin\"");
-  }
-  if (new URL(WORKER_URL).origin === location.origin) return new Worker(WORKER_URL, { type: "module" });
-  const boot = URL.createObjectURL(new Blob([`import ${JSON.stringify(WORKER_URL)};`], { type: "text/javascript" }));
-  try {
-    return new Worker(boot, { type: "module" });
-  } finally {
-    setTimeout(() => URL.revokeObjectURL(boot), 60_000);
-  }
-}
 
 /** An attribute error: shown in the element as "<attribute>: <what is wrong>". */
 class AttributeError extends Error {
@@ -103,23 +87,57 @@ const TEMPLATE = `
   <p class="credit">sgd-lab · <a class="lab-link" target="_blank" rel="noopener">open in the lab</a></p>
 </div>`;
 
+/**
+ * The element's data-state for the client's phase (client.js): it has no fetching (the data load is part of
+ * running), a stopped run is idle again, and a failed one is an error; until its worker has planned the preset
+ * (or while an error is shown) the element says so, whatever the phase.
+ */
+const STATE_OF_PHASE = { loading: "loading", idle: "idle", starting: "starting", fetching: "running",
+  running: "running", paused: "paused", done: "done", stopped: "idle", failed: "error", error: "error" };
+
 /** The <sgd-lab> element (see the top of this file). */
 export class SgdLabElement extends HTMLElement {
   static observedAttributes = ATTRIBUTES;
 
   constructor() {
     super();
-    this.worker = null;
     this.started = false; // connected at least once (attribute changes restart it from then on)
     this.settings = null;
     this.config = null; // the planned experiment's config (from the worker's plan)
     this.figures = null;
-    this.phase = "loading";
+    this.planned = false; // the worker in use has planned the preset (a fresh one plans again)
+    this.failed = false; // an error is shown (until the next start or Run)
     this.autoPaused = false; // paused by scrolling off screen (resumes when back)
     this.runWhenPlanned = false; // Run was pressed while a fresh worker was starting (after a failed run)
     this.visible = true;
     this.observer = null;
     this.root = this.attachShadow({ mode: "open" });
+    const guarded = (fn) => (msg) => this.guard(() => fn.call(this, msg));
+    this.client = new LabClient({
+      handlers: {
+        ready: guarded(this.onReady),
+        engine: guarded(this.showEngine),
+        plan: guarded(this.onPlan),
+        started: guarded(this.onStarted),
+        data: guarded((msg) => this.progress(msg.text)),
+        events: guarded(this.onEvents),
+        results: guarded((msg) => this.figures.update(msg.results)),
+        paused: guarded((msg) => this.progress(
+          `${this.autoPaused ? "Paused while off screen" : "Paused"} at ${Math.round(100 * msg.fraction)} %`)),
+        resumed: guarded((msg) => this.progress(this.fractionText(msg.fraction))),
+        finished: guarded(this.onEnd),
+        stopped: guarded(this.onEnd),
+        // the run's GPU device was lost or a GPU step failed (worker.js); the worker stays usable
+        "gpu-failed": guarded((msg) => this.fail(
+          msg.lost ? `the GPU device was lost: ${msg.lost}` : `the GPU failed: ${msg.message}`)),
+        error: guarded(this.onError),
+      },
+      onPhase: () => this.render(),
+      onWorkerError: (e) => {
+        e.preventDefault();
+        this.fail(`the engine's worker failed: ${e.message || "it could not be loaded (see the browser's console)"}`);
+      },
+    });
   }
 
   connectedCallback() {
@@ -144,12 +162,19 @@ export class SgdLabElement extends HTMLElement {
       fn();
     } catch (e) {
       this.fail(message(e));
-      if (e instanceof AttributeError) this.teardownWorkerOnly(); // nothing to run: free the engine
+      if (e instanceof AttributeError) this.client.terminate(); // nothing to run: free the engine
     }
   }
 
   $(selector) {
     return this.root.querySelector(selector);
+  }
+
+  /** The element's state: data-state (STATE_OF_PHASE) and its buttons. */
+  get phase() {
+    if (this.failed) return "error";
+    const state = STATE_OF_PHASE[this.client.phase];
+    return state === "idle" && !this.planned ? "loading" : state;
   }
 
   start() {
@@ -165,9 +190,10 @@ export class SgdLabElement extends HTMLElement {
     this.figures = null;
     this.autoPaused = false;
     this.runWhenPlanned = false;
+    this.failed = false;
+    this.planned = false;
     this.dataset.fraction = "0";
     this.dataset.error = "";
-    this.setPhase("loading");
     this.started = true;
     this.config = null;
     this.settings = readAttributes(this);
@@ -185,22 +211,17 @@ export class SgdLabElement extends HTMLElement {
   teardown() {
     this.observer?.disconnect();
     this.observer = null;
-    this.worker?.terminate();
-    this.worker = null;
+    this.client.terminate();
   }
 
   spawn() {
-    this.worker = startWorker();
-    this.worker.onmessage = ({ data }) => this.guard(() => this.onMessage(data));
-    this.worker.onerror = (e) => {
-      e.preventDefault();
-      this.fail(`the engine's worker failed: ${e.message || "it could not be loaded (see the browser's console)"}`);
-    };
-    this.worker.postMessage({ type: "init", preferGpu: this.settings.preferGpu });
+    this.planned = false;
+    this.client.spawn({ preferGpu: this.settings.preferGpu });
   }
 
-  setPhase(phase) {
-    this.phase = phase;
+  /** Shows the state (this.phase) as data-state and on the buttons. */
+  render() {
+    const phase = this.phase;
     this.dataset.state = phase;
     const run = this.$(".run");
     const pause = this.$(".pause");
@@ -227,84 +248,61 @@ export class SgdLabElement extends HTMLElement {
     el.hidden = false;
     el.textContent = `sgd-lab: ${text}`;
     this.dataset.error = text;
-    this.setPhase("error");
+    this.failed = true;
+    this.render();
     this.progress("Stopped by an error.");
   }
 
-  onMessage(msg) {
-    switch (msg.type) {
-      case "ready":
-        return this.onReady(msg);
-      case "engine":
-      case "started":
-        this.showEngine(msg);
-        if (msg.type === "started") {
-          this.setPhase("running");
-          this.progress(this.fractionText(msg.fraction ?? 0));
-          if (!this.visible) this.onVisibility(false); // started while off screen: wait until it is seen
-        }
-        return;
-      case "plan":
-        if (msg.error) return this.fail(`this preset at this scale is not a valid experiment: ${msg.error}`);
-        this.config = msg.config;
-        this.figures.prepare(msg.config);
-        this.setPhase("idle");
-        this.progress(`${msg.jobs.length} group${msg.jobs.length === 1 ? "" : "s"} of models · press Run`);
-        if (this.runWhenPlanned) {
-          this.runWhenPlanned = false;
-          this.run();
-        }
-        return;
-      case "data":
-        this.progress(msg.text);
-        return;
-      case "events":
-        this.dataset.fraction = String(msg.fraction);
-        if (this.phase === "running") this.progress(this.fractionText(msg.fraction));
-        return;
-      case "results":
-        this.figures.update(msg.results);
-        return;
-      case "paused":
-        this.setPhase("paused");
-        this.progress(`${this.autoPaused ? "Paused while off screen" : "Paused"} at ${Math.round(100 * msg.fraction)} %`);
-        return;
-      case "resumed":
-        this.setPhase("running");
-        this.progress(this.fractionText(msg.fraction));
-        return;
-      case "finished":
-      case "stopped":
-        this.dataset.fraction = String(msg.fraction);
-        this.setPhase(msg.type === "finished" ? "done" : "idle");
-        this.progress(msg.type === "finished" ? "Done: 100 %. Open the lab for the claims report." : "Stopped.");
-        return;
-      case "gpu-failed": // the run's GPU device was lost or a GPU step failed (worker.js); the worker stays usable
-        this.fail(msg.lost ? `the GPU device was lost: ${msg.lost}` : `the GPU failed: ${msg.message}`);
-        return;
-      case "error":
-        if (msg.context === "engine") { // the probe failed; a run may still work (it makes its own engine)
-          this.$(".engine").textContent = `The engine could not start: ${msg.message}`;
-          return;
-        }
-        this.fail(`${msg.context}: ${msg.message}`);
-        if (msg.context === "run") { // a panic leaves the wasm instance unusable: a fresh worker for the next run
-          this.teardownWorkerOnly();
-        }
-        return;
-      default:
+  /** @param {import("../lab/client.js").PlanMessage} msg */
+  onPlan(msg) {
+    if (msg.error) return this.fail(`this preset at this scale is not a valid experiment: ${msg.error}`);
+    this.config = msg.config;
+    this.figures.prepare(msg.config);
+    this.planned = true;
+    this.render();
+    this.progress(`${msg.jobs.length} group${msg.jobs.length === 1 ? "" : "s"} of models · press Run`);
+    if (this.runWhenPlanned) {
+      this.runWhenPlanned = false;
+      this.run();
     }
   }
 
-  teardownWorkerOnly() {
-    this.worker?.terminate();
-    this.worker = null;
+  /** @param {import("../lab/client.js").StartedMessage} msg */
+  onStarted(msg) {
+    this.showEngine(msg);
+    this.progress(this.fractionText(msg.fraction ?? 0));
+    if (!this.visible) this.onVisibility(false); // started while off screen: wait until it is seen
+  }
+
+  /** @param {import("../lab/client.js").EventsMessage} msg */
+  onEvents(msg) {
+    this.dataset.fraction = String(msg.fraction);
+    if (this.phase === "running") this.progress(this.fractionText(msg.fraction));
+  }
+
+  /** @param {import("../lab/client.js").FinishedMessage | import("../lab/client.js").StoppedMessage} msg */
+  onEnd(msg) {
+    this.dataset.fraction = String(msg.fraction);
+    this.progress(msg.type === "finished" ? "Done: 100 %. Open the lab for the claims report." : "Stopped.");
+  }
+
+  /** @param {import("../lab/client.js").ErrorMessage} msg */
+  onError(msg) {
+    if (msg.context === "engine") { // the probe failed; a run may still work (it makes its own engine)
+      this.$(".engine").textContent = `The engine could not start: ${msg.message}`;
+      return;
+    }
+    this.fail(`${msg.context}: ${msg.message}`);
+    if (msg.context === "run") { // a panic leaves the wasm instance unusable: a fresh worker for the next run
+      this.client.terminate();
+    }
   }
 
   fractionText(f) {
     return `Running: ${Math.round(100 * f)} %`;
   }
 
+  /** @param {import("../lab/client.js").ReadyMessage} msg */
   onReady({ presets }) {
     const { preset, figure } = this.settings;
     const info = presets.find((p) => p.id === preset);
@@ -319,7 +317,7 @@ export class SgdLabElement extends HTMLElement {
     this.dataset.figure = name;
     this.figures ??= new LiveFigures(this.$(".figure"), { only: name }); // kept when a fresh worker replaces a failed one
     this.plan = composePatches(patchFor(preset, this.settings.scale), this.settings.patch) ?? null;
-    this.worker.postMessage({ type: "plan", id: preset, patch: this.plan, token: 1 });
+    this.client.plan(preset, this.plan);
   }
 
   showEngine({ backend, onGpu, fallbackReason }) {
@@ -333,36 +331,35 @@ export class SgdLabElement extends HTMLElement {
     if (!this.figures || !this.config || this.phase === "running" || this.phase === "paused") return;
     this.$(".error").hidden = true;
     this.dataset.error = "";
+    this.failed = false;
     this.autoPaused = false;
-    if (!this.worker) { // after a failed run: a fresh worker plans again, then this runs
+    if (!this.client.alive) { // after a failed run: a fresh worker plans again, then this runs
       this.runWhenPlanned = true;
-      this.setPhase("loading");
       this.progress("Starting the engine again…");
       this.spawn();
       return;
     }
     this.figures.prepare(this.config); // empties the figure of an earlier run
-    this.setPhase("starting");
     this.progress("Starting…");
-    this.worker.postMessage({ type: "run", id: this.settings.preset, patch: this.plan, preferGpu: this.settings.preferGpu });
+    this.client.run({ id: this.settings.preset, patch: this.plan, preferGpu: this.settings.preferGpu });
   }
 
   togglePause() {
     this.autoPaused = false;
-    if (this.phase === "running") this.worker.postMessage({ type: "pause" });
-    else if (this.phase === "paused") this.worker.postMessage({ type: "resume" });
+    if (this.phase === "running") this.client.pause();
+    else if (this.phase === "paused") this.client.resume();
   }
 
   onVisibility(visible) {
     this.visible = visible;
     this.dataset.offscreen = String(!visible);
-    if (!this.worker) return;
+    if (!this.client.alive) return;
     if (!visible && this.phase === "running") {
       this.autoPaused = true;
-      this.worker.postMessage({ type: "pause" });
+      this.client.pause();
     } else if (visible && this.autoPaused) {
       this.autoPaused = false;
-      this.worker.postMessage({ type: "resume" });
+      this.client.resume();
     }
   }
 }

@@ -25,19 +25,8 @@
 // The worker awaits each write before it trains on, so the page's deletion of the entry (on finished, posted
 // after the last write) always comes after it: one writer, in order. After each write it posts `stored`.
 //
-// Page → worker: {type: "init", preferGpu, testHooks, storeCheckpoints} · {type: "plan", id, patch}
-//   · {type: "run", id, patch, preferGpu, storeAs?} (storeAs {id, scale, patch}: what the stored entry says the
-//   run is, for the page's resume offer) · {type: "continue", json, preferGpu, group?, storeAs?, storedDone?}
-//   (finish the jobs a saved results file lacks; `group`: a mid-group checkpoint taken after those results, whose
-//   group then continues at its step; storedDone: the finished groups the stored entry holds) · {type: "pause"}
-//   · {type: "resume"} · {type: "stop"} · {type: "import", json} (report of a saved results file)
-//   · {type: "params", job} (the trained parameters of a group of the last run, as safetensors).
-// Worker → page: ready {presets, version} · engine {backend, onGpu, fallbackReason} · plan {id, jobs, needed, config}
-//   · started {backend, onGpu, fallbackReason, jobs, needed, config} · data {name, received, total, source,
-//   text} · events {events, fraction} · results {results, json, csv} · stored {done, job?, step?} (a checkpoint
-//   written: after `done` finished groups, or inside group `job` at `step`) or {error} · paused {fraction} · resumed · finished
-//   {report | reportError, csv, json} · stopped {json, csv} · imported {...} · params {job, bytes} · error
-//   {context, message}.
+// The messages both ways (and the phases they move a run through) are typed once, in client.js, the one client
+// of this worker (the lab page and the <sgd-lab> element both use it).
 // The last finished or stopped Experiment is kept (not freed) until the next run, so its groups' final parameters
 // can be exported; the engine bounds what it keeps to 64 MiB (src/web_experiments.rs).
 import init, { presets, version, Experiment } from "../pkg/sgd_lab.js";

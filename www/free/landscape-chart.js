@@ -1,6 +1,6 @@
 // A small chart of the loss landscape along the straight line from the initial to the final parameters,
 // θ(α) = (1−α)·θ₀ + α·θ*, as computed by `FreePlay.interpolateFromInit` (uPlot, like loss-chart.js).
-import uPlot from "./vendor/uplot/uPlot.esm.js";
+import uPlot from "../vendor/uplot/uPlot.esm.js";
 
 const HEIGHT = 220;
 

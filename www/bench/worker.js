@@ -1,13 +1,14 @@
-// The benchmark's worker: loads the wasm engine and runs the measurements of www/bench.html off the page's
-// thread. Each BenchRun call is one unit of work (a training chunk with its readback, one evaluation, one
-// Lanczos run), timed here with performance.now(); the worker yields to its event loop between calls.
+// The benchmark's worker: loads the wasm engine and runs the measurements of the benchmark page
+// (www/bench/index.html) off the page's thread. Each BenchRun call is one unit of work (a training chunk with
+// its readback, one evaluation, one Lanczos run), timed here with performance.now(); the worker yields to its
+// event loop between calls.
 //
 // Page → worker: {type: "run", backends: ["gpu", "cpu"], arch, models, batch, steps, reps, evalExamples,
 //   lambdaExamples}.
 // Worker → page: ready · status {text} · row {backend, onGpu, arch, widths, batch, models, stepsPerS,
 //   samplesPerS, evalPerS, lambdaSeconds, lambdaExamples, lambdaMax} · skipped {backend, reason}
 //   · done · error {message}.
-import init, { BenchRun } from "./pkg/sgd_lab.js";
+import init, { BenchRun } from "../pkg/sgd_lab.js";
 
 const post = (msg) => self.postMessage(msg);
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));

@@ -1,7 +1,7 @@
 // A live chart of training loss against step (uPlot, vendored into www/vendor/ by scripts/build-web). Its points
 // are a BoundedCurve (bounded-curve.js): one per step up to MAX_POINTS, then coarser, so a run of millions of
 // steps keeps a few thousand points, not millions.
-import uPlot from "./vendor/uplot/uPlot.esm.js";
+import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { BoundedCurve } from "./bounded-curve.js";
 
 /** Mini-batch loss of every step (past MAX_POINTS steps, its mean over each point's steps), and the full-training-set loss at each evaluation. */

@@ -19,7 +19,7 @@ function nearest(axis, value) {
 
 /**
  * Plane coordinates under pixel (px, py) of the SVG, or null outside the plot area.
- * @param {import("./pkg/sgd_lab.js").PlotBox} box
+ * @param {import("../pkg/sgd_lab.js").PlotBox} box
  */
 export function planeAt(box, px, py) {
   const fx = (px - box.left) / box.width;

@@ -1,7 +1,7 @@
-// The benchmark page (www/bench.html): reads the settings (from the form, or ?arch=&models=&batch=&steps=
-// &reps=&eval=&lambda=&backends=&autorun=1 in the address, checked and named when wrong; arch may also be
-// hidden widths such as 32,32), starts the worker (bench-worker.js), fills the table with each backend's
-// medians as they arrive and builds the Markdown that "Copy as Markdown" puts on the clipboard.
+// The benchmark page (www/bench/index.html, opened as bench/): reads the settings (from the form, or
+// ?arch=&models=&batch=&steps=&reps=&eval=&lambda=&backends=&autorun=1 in the address, checked and named when
+// wrong; arch may also be hidden widths such as 32,32), starts the worker (worker.js), fills the table with
+// each backend's medians as they arrive and builds the Markdown that "Copy as Markdown" puts on the clipboard.
 const $ = (id) => document.getElementById(id);
 const root = $("bench");
 const setState = (s) => { root.dataset.state = s; };
@@ -136,7 +136,7 @@ try {
   setState("error");
 }
 if (root.dataset.state !== "error") {
-  worker = new Worker(new URL("./bench-worker.js", import.meta.url), { type: "module" });
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker.onmessage = onMessage;
   worker.onerror = (e) => { status(`Error: the worker failed (${e.message})`); setState("error"); };
   $("bench-form").addEventListener("submit", (e) => { e.preventDefault(); run(); });

@@ -15,12 +15,12 @@
 // PCA plane; engine calls go through one queue, so a landscape asked for mid-run runs between two chunks and
 // never while a step() runs. The run's engine is kept after the run (for the landscape) and freed when the next run starts.
 // Add ?cpu to the URL to train on the CPU even when WebGPU is available.
-import init, { FreePlay, version } from "./pkg/sgd_lab.js";
+import init, { FreePlay, version } from "../pkg/sgd_lab.js";
 import { LossChart } from "./loss-chart.js";
 import { LandscapeChart } from "./landscape-chart.js";
 import { Landscape2dView } from "./landscape2d.js";
 import { PRESETS, configFor, fieldsOf } from "./presets.js";
-import { REAL_SETS, loadRealData } from "./data-loader.js";
+import { REAL_SETS, loadRealData } from "../data-loader.js";
 
 const $ = (id) => document.getElementById(id);
 const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
