@@ -3,8 +3,9 @@
 //! fresh backend and on a fresh device. Why it can: no kernel accumulates with float atomics, and every
 //! reduction (softmax-CE per model, bias gradients, GEMM K-loops) runs in a fixed order.
 //! What may differ across GPUs (and so is not asserted): see docs/RELIABILITY.md, "Determinism".
-//! The CPU backend's determinism (runs, thread counts, processes) is tested in tests/trainer_cpu.rs and
-//! tests/interruptions_cli.rs.
+//! Run-to-run and restore-mid-run determinism on every backend: the suite in tests/suite/determinism.rs
+//! (tests/backend_gpu.rs, tests/backend_cpu.rs); the CPU's thread counts and processes: tests/trainer_cpu.rs
+//! and tests/interruptions_cli.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -52,33 +53,3 @@ fn the_same_config_gives_the_same_bits_on_the_gpu_run_to_run_and_on_a_fresh_devi
     assert!(third.0 == events && third.1 == params, "a fresh device gives the same bits as well");
 }
 
-#[test]
-fn a_gpu_trainer_restored_from_a_state_taken_mid_run_ends_with_the_same_bits_as_one_run_straight_through() {
-    use sgd_lab::train::TrainerState;
-    let ctx = pollster::block_on(common::ctx());
-    let (events, params) = train(&ctx);
-    let cfg = TrainConfig::from_json(CONFIG).unwrap();
-    let backend = GpuBackend::new(&ctx, &cfg.model.layout(), cfg.models.len(), cfg.max_batch()).unwrap();
-    let mut first = Trainer::new(cfg.clone(), backend).unwrap();
-    let mut before: Vec<Event> = Vec::new();
-    for _ in 0..3 {
-        before.extend(pollster::block_on(first.run_chunk()).unwrap());
-    }
-    let state = pollster::block_on(first.state()).unwrap();
-    assert!(state.optimizer.diverged_at[1].is_some() && state.optimizer.velocity.iter().any(|&v| v != 0.0), "momentum and a flag to carry");
-    let (state, _) = TrainerState::from_bytes(&state.to_bytes("").unwrap()).unwrap();
-    drop(first);
-
-    let backend = GpuBackend::new(&ctx, &cfg.model.layout(), cfg.models.len(), cfg.max_batch()).unwrap();
-    let mut resumed = Trainer::new(cfg, backend).unwrap();
-    resumed.restore(&state).unwrap();
-    let back = pollster::block_on(resumed.backend_mut().read_optimizer_state()).unwrap();
-    assert!(back == state.optimizer, "the GPU holds the written momentum, flags and step");
-    let mut after = before;
-    while !resumed.is_done() {
-        after.extend(pollster::block_on(resumed.run_chunk()).unwrap());
-    }
-    let p: Vec<u32> = pollster::block_on(resumed.backend_mut().read_params()).unwrap().iter().map(|v| v.to_bits()).collect();
-    assert!(format!("{after:?}") == events, "the resumed run reports the same events");
-    assert!(p == params, "and ends with the same parameter bits");
-}

@@ -1,8 +1,9 @@
-//! Loss landscapes on the CPU backend: filter-normalised directions, exact interpolation anchors,
-//! and the grid code against the closed form of a quadratic bowl.
+//! Loss landscapes on the CPU backend: filter-normalised directions, every slice point built on the host,
+//! the grid code against the closed form of a quadratic bowl, PCA of a trajectory (exact interpolation
+//! anchors: on every backend, tests/suite/landscape.rs).
 #![cfg(not(target_arch = "wasm32"))]
 
-use sgd_lab::analysis::landscape::{self, filter_normalize, interpolate, linspace, random_direction, slice_1d, slice_2d, BiasMode, EvalSet};
+use sgd_lab::analysis::landscape::{self, filter_normalize, linspace, random_direction, slice_1d, slice_2d, BiasMode, EvalSet};
 use sgd_lab::backend::cpu::CpuBackend;
 use sgd_lab::backend::cpu::perturb::combine;
 use sgd_lab::backend::perturb::Perturb;
@@ -58,40 +59,6 @@ fn net() -> (Layout, Vec<f32>) {
     let spec = MlpSpec { input: 2, hidden: vec![12, 6], classes: 2, activation: Activation::Tanh, init: Init::Xavier };
     let m = ModelBatch::init(&spec, &[1, 2]);
     (m.layout, m.params)
-}
-
-/// Losses of one model evaluated alone (written into every slot of a backend of K models).
-fn direct(layout: &Layout, k: usize, theta: &[f32], data: &Dataset) -> EvalMetrics {
-    let mut b = CpuBackend::<f32>::new(layout, k, 32).unwrap();
-    let h = b.upload_dataset(data).unwrap();
-    b.write_params(&theta.repeat(k)).unwrap();
-    pollster::block_on(b.evaluate(h, 0, data.n)).unwrap()[0]
-}
-
-#[test]
-fn interpolation_at_zero_and_one_reproduces_both_models_bitwise() {
-    let (layout, params) = net();
-    let (t1, t2) = (landscape::pick_model(&layout, &params, 0).unwrap(), landscape::pick_model(&layout, &params, 1).unwrap());
-    let data = spirals(90);
-    let k = 4; // 25 points: 6 full tiles and one of 1
-    let mut b = CpuBackend::<f32>::new(&layout, k, 32).unwrap();
-    let h = b.upload_dataset(&data).unwrap();
-    let alphas = linspace(-1.0, 2.0, 25);
-    let sets = [EvalSet { name: "train".into(), data: h, start: 0, count: data.n }];
-    let l = pollster::block_on(interpolate(&mut b, &t1, &t2, &alphas, &sets)).unwrap();
-    assert_eq!(l.sets[0].loss.len(), 25);
-    let (i0, i1) = (alphas.iter().position(|&a| a == 0.0).unwrap(), alphas.iter().position(|&a| a == 1.0).unwrap());
-    let (e1, e2) = (direct(&layout, k, &t1, &data), direct(&layout, k, &t2, &data));
-    assert_eq!(l.sets[0].loss[i0].to_bits(), e1.loss.to_bits(), "α = 0 is θ₁");
-    assert_eq!(l.sets[0].loss[i1].to_bits(), e2.loss.to_bits(), "α = 1 is θ₂");
-    assert_eq!((l.sets[0].accuracy[i0], l.sets[0].accuracy[i1]), (e1.accuracy, e2.accuracy));
-    // the same on the f64 reference backend, within rounding of the f32 evaluation
-    let mut r = CpuBackend::<f64>::new(&layout, 3, 32).unwrap();
-    let hr = r.upload_dataset(&data).unwrap();
-    let lr = pollster::block_on(interpolate(&mut r, &t1, &t2, &alphas, &[EvalSet { data: hr, ..sets[0].clone() }])).unwrap();
-    for (a, b) in lr.sets[0].loss.iter().zip(&l.sets[0].loss) {
-        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
-    }
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! The trainer on the CPU backend: it learns, it is deterministic, its trace replays the run exactly,
-//! and a diverging model is frozen without disturbing its batch-mates.
+//! The trainer on the CPU backend: its trace replays the run exactly with the reference routines, schedules
+//! replay, the same bits on any thread count, a state's byte round trip. What holds on every backend (it
+//! learns, it is deterministic, restores continue to the same bits, a diverging model is frozen without
+//! disturbing its batch-mates) is in the backend-generic suite, tests/suite/ (tests/backend_cpu.rs).
 #![cfg(not(target_arch = "wasm32"))]
 
 use sgd_lab::backend::cpu::{gather, loss_and_grad, sgd_update, CpuBackend};
@@ -24,38 +26,6 @@ fn run(cfg: TrainConfig) -> (Vec<Event>, Trainer<CpuBackend<f32>>) {
         events.extend(pollster::block_on(t.run_chunk()).unwrap());
     }
     (events, t)
-}
-
-fn final_train(events: &[Event]) -> Vec<f64> {
-    match events.last() {
-        Some(Event::Finished { metrics, .. }) => metrics.train.iter().map(|m| m.loss).collect(),
-        other => panic!("last event is not Finished: {other:?}"),
-    }
-}
-
-#[test]
-fn training_on_two_spirals_lowers_the_loss_well_below_chance() {
-    let (events, _) = run(config(r#"[{"lr": 0.1, "momentum": 0.9, "seed": 1}]"#, 600, "shuffle"));
-    let first = match &events[1] {
-        Event::Steps { losses, .. } => losses[0][0],
-        e => panic!("expected steps, got {e:?}"),
-    };
-    assert!((first - 2f32.ln()).abs() < 0.3, "initial loss {first} should be near ln 2");
-    let last = final_train(&events)[0];
-    assert!(last < 0.5 * 2f64.ln(), "final training loss {last} should be far below ln 2 = 0.693");
-    let evals = events.iter().filter(|e| matches!(e, Event::Eval { .. })).count();
-    assert_eq!(evals, 5, "evaluations at steps 100..500, then the final one");
-}
-
-#[test]
-fn the_same_config_gives_bit_identical_results() {
-    let cfg = config(r#"[{"lr": 0.05, "seed": 3}, {"lr": 0.2, "momentum": 0.5, "seed": 4}]"#, 120, "with_replacement");
-    let (a, mut ta) = run(cfg.clone());
-    let (b, mut tb) = run(cfg);
-    assert_eq!(a, b);
-    let pa = pollster::block_on(ta.backend_mut().read_params()).unwrap();
-    let pb = pollster::block_on(tb.backend_mut().read_params()).unwrap();
-    assert!(pa.iter().zip(&pb).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
 
 #[test]
@@ -126,24 +96,6 @@ fn a_cyclic_batch_size_follows_its_stages_in_examples_seen_and_replays_exactly()
     let expected = replay(&t, 0.0, |_| 0.1);
     let trained = pollster::block_on(t.backend_mut().read_params()).unwrap();
     assert_eq!(trained, expected);
-}
-
-#[test]
-fn a_model_with_a_huge_learning_rate_is_flagged_and_its_batch_mates_train_as_if_alone() {
-    let trio = config(r#"[{"lr": 0.1, "seed": 1}, {"lr": 1000.0, "seed": 2}, {"lr": 0.05, "seed": 3}]"#, 80, "shuffle");
-    let (events, mut t3) = run(trio);
-    let diverged: Vec<_> = events.iter().filter_map(|e| if let Event::Diverged { model, step } = e { Some((*model, *step)) } else { None }).collect();
-    assert_eq!(diverged.len(), 1, "{diverged:?}");
-    assert_eq!(diverged[0].0, 1);
-    assert!(diverged[0].1 < 80);
-    let p3 = pollster::block_on(t3.backend_mut().read_params()).unwrap();
-    assert!(p3.iter().all(|v| v.is_finite()), "the frozen model keeps its last finite parameters");
-    let p = t3.backend_mut().layout().params_per_model;
-    for (m, lr, seed) in [(0, 0.1, 1), (2, 0.05, 3)] {
-        let (_, mut alone) = run(config(&format!(r#"[{{"lr": {lr}, "seed": {seed}}}]"#), 80, "shuffle"));
-        let pa = pollster::block_on(alone.backend_mut().read_params()).unwrap();
-        assert_eq!(&p3[m * p..(m + 1) * p], &pa[..], "model {m} is untouched by its diverging neighbour");
-    }
 }
 
 #[test]
@@ -264,17 +216,6 @@ fn a_trainer_that_does_not_record_batches_keeps_no_indices_and_trains_the_same_b
     assert_eq!(a, b);
 }
 
-/// Runs `cfg` straight through, chunk by chunk: each chunk's events, and the final parameters.
-fn chunks(cfg: &TrainConfig) -> (Vec<Vec<Event>>, Vec<f32>) {
-    let backend = CpuBackend::<f32>::new(&cfg.model.layout(), cfg.models.len(), cfg.max_batch()).unwrap();
-    let mut t = Trainer::new(cfg.clone(), backend).unwrap();
-    let mut out = Vec::new();
-    while !t.is_done() {
-        out.push(pollster::block_on(t.run_chunk()).unwrap());
-    }
-    (out, pollster::block_on(t.backend_mut().read_params()).unwrap())
-}
-
 /// Momentum, shuffling, a model that diverges, and the given schedule (stages of half an epoch = 8 steps of 16).
 fn resumable_config(of: ScheduleTarget) -> TrainConfig {
     let mut cfg = config(r#"[{"lr": 0.05, "momentum": 0.9, "seed": 2}, {"lr": 1000.0, "momentum": 0.5, "seed": 3}, {"lr": 0.1, "momentum": 0.9, "seed": 4}]"#, 90, "shuffle");
@@ -283,42 +224,6 @@ fn resumable_config(of: ScheduleTarget) -> TrainConfig {
     cfg.schedule = Some(CyclicSchedule { of, factors: vec![1.0, 2.0, 0.5], stage_epochs: 0.5 });
     cfg.validate().unwrap();
     cfg
-}
-
-#[test]
-fn a_trainer_restored_from_a_state_at_step_s_ends_bit_identical_to_one_run_straight_through() {
-    for of in [ScheduleTarget::BatchSize, ScheduleTarget::LearningRate] {
-        let cfg = resumable_config(of);
-        let (straight, final_params) = chunks(&cfg);
-        for stop_after in [1, 4, 9] {
-            let backend = CpuBackend::<f32>::new(&cfg.model.layout(), 3, cfg.max_batch()).unwrap();
-            let mut first = Trainer::new(cfg.clone(), backend).unwrap();
-            for _ in 0..stop_after {
-                pollster::block_on(first.run_chunk()).unwrap();
-            }
-            let bytes = pollster::block_on(first.state()).unwrap().to_bytes("{}").unwrap();
-            let saved_step = first.steps_done();
-            drop(first);
-
-            let (state, annex) = TrainerState::from_bytes(&bytes).unwrap();
-            assert_eq!((state.step, annex.as_str()), (saved_step, "{}"));
-            let backend = CpuBackend::<f32>::new(&cfg.model.layout(), 3, cfg.max_batch()).unwrap();
-            let mut resumed = Trainer::new(cfg.clone(), backend).unwrap();
-            resumed.restore(&state).unwrap();
-            let mut rest = Vec::new();
-            while !resumed.is_done() {
-                rest.push(pollster::block_on(resumed.run_chunk()).unwrap());
-            }
-            // Debug text: NaN (a diverged model's loss) is not equal to itself, but prints the same; floats print
-            // their shortest round-trip form, so equal text is equal bits.
-            assert_eq!(format!("{rest:?}"), format!("{:?}", &straight[stop_after..]), "{of:?}, resumed at step {saved_step}: the same events chunk for chunk");
-            let p = pollster::block_on(resumed.backend_mut().read_params()).unwrap();
-            let differ = p.iter().zip(&final_params).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-            assert_eq!(differ, 0, "{of:?}, resumed at step {saved_step}: {differ} parameters differ");
-        }
-        let diverged = straight.iter().flatten().any(|e| matches!(e, Event::Diverged { model: 1, .. }));
-        assert!(diverged, "the state carries a diverged model");
-    }
 }
 
 #[test]
