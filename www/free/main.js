@@ -19,7 +19,7 @@ import init, { FreePlay, version } from "../pkg/sgd_lab.js";
 import { LossChart } from "./loss-chart.js";
 import { LandscapeChart } from "./landscape-chart.js";
 import { Landscape2dView } from "./landscape2d.js";
-import { PRESETS, configFor, fieldsOf } from "./presets.js";
+import { DATA_SET_CONFIGS, configFor, fieldsOf } from "./data-set-configs.js";
 import { REAL_SETS, loadRealData } from "../data-loader.js";
 
 const $ = (id) => document.getElementById(id);
@@ -66,9 +66,9 @@ function showError(err) {
 // --- the form -------------------------------------------------------------------------------------------
 
 function fillForm(key) {
-  const fields = fieldsOf(PRESETS[key].config);
+  const fields = fieldsOf(DATA_SET_CONFIGS[key].config);
   for (const f of FIELDS) $(f).value = fields[f] ?? "";
-  $("setup").dataset.real = String(PRESETS[key].real);
+  $("setup").dataset.real = String(DATA_SET_CONFIGS[key].real);
 }
 
 function readForm() {
@@ -139,11 +139,11 @@ function summary(key, config, sizes) {
   const arch = `MLP ${[m.input, ...m.hidden, m.classes].join("→")} (${m.activation})`;
   const hyper = `batch ${config.batch_size} · lr ${config.models[0].lr}` +
     (config.models[0].momentum ? ` · momentum ${config.models[0].momentum}` : "") + ` · ${config.steps} steps`;
-  if (!PRESETS[key].real) return `${PRESETS[key].label}: ${config.data.n} points · ${arch} · ${hyper}`;
+  if (!DATA_SET_CONFIGS[key].real) return `${DATA_SET_CONFIGS[key].label}: ${config.data.n} points · ${arch} · ${hyper}`;
   const parts = [`${sizes.train} training examples` + (sizes.train_corrupted ? ` (${sizes.train_corrupted} with random labels)` : "")];
   if (sizes.validation) parts.push(`${sizes.validation} validation`);
   if (sizes.test) parts.push(`${sizes.test} test`);
-  return `${PRESETS[key].label}: ${parts.join(", ")} · ${arch} · ${hyper}`;
+  return `${DATA_SET_CONFIGS[key].label}: ${parts.join(", ")} · ${arch} · ${hyper}`;
 }
 
 async function train(chart, preferGpu, run, landscape, view) {
@@ -162,7 +162,7 @@ async function train(chart, preferGpu, run, landscape, view) {
     engine.lab = null;
   });
   let lab;
-  if (PRESETS[key].real) {
+  if (DATA_SET_CONFIGS[key].real) {
     document.body.dataset.state = "fetching";
     const files = await fetchData(config.dataset.name);
     if (run.stopped) return "stopped";

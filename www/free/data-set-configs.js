@@ -1,4 +1,5 @@
-// Training configurations the page offers. Same JSON as the CLI and sgd_lab::train::TrainConfig.
+// Free play's starting configuration for each data set it offers (not to be confused with the lab's presets,
+// the shipped experiments of presets/*.json). Same JSON as the CLI and sgd_lab::train::TrainConfig.
 
 /** One small ReLU MLP on two spirals: trains in seconds even on a software GPU or the CPU. */
 export const SPIRALS_DEMO = {
@@ -40,7 +41,7 @@ const real = (name) => ({
 });
 
 /** Every data set the page can pick, in the order of its menu; `real` ones are downloaded first. */
-export const PRESETS = {
+export const DATA_SET_CONFIGS = {
   two_spirals: { label: "Two spirals", real: false, config: SPIRALS_DEMO },
   circles: { label: "Circles", real: false, config: synthetic({ kind: "circles", n: 512, noise: 0.1, factor: 0.5, seed: 1 }, 2, 300) },
   xor: { label: "XOR", real: false, config: synthetic({ kind: "xor", n: 512, noise: 0.1, seed: 1 }, 2, 300) },
@@ -67,7 +68,7 @@ export function fieldsOf(config) {
  * Values are passed as given: the engine validates them and names the field it refuses.
  */
 export function configFor(key, fields) {
-  const preset = PRESETS[key];
+  const preset = DATA_SET_CONFIGS[key];
   if (!preset) throw new Error(`unknown data set '${key}'`);
   const c = structuredClone(preset.config);
   const set = (obj, k, v) => { if (obj && v !== undefined && !Number.isNaN(v)) obj[k] = v; };
