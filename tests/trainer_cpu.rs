@@ -4,19 +4,13 @@
 //! disturbing its batch-mates) is in the backend-generic suite, tests/suite/ (tests/backend_cpu.rs).
 #![cfg(not(target_arch = "wasm32"))]
 
+mod suite;
+use suite::determinism::resumable_config;
+use suite::trainer::config;
+
 use sgd_lab::backend::cpu::{gather, loss_and_grad, sgd_update, CpuBackend};
 use sgd_lab::backend::Backend;
 use sgd_lab::train::{CyclicSchedule, Event, ScheduleTarget, TrainConfig, Trainer, TrainerState};
-
-fn config(models: &str, steps: usize, sampling: &str) -> TrainConfig {
-    TrainConfig::from_json(&format!(
-        r#"{{"model": {{"input": 2, "hidden": [32, 32], "classes": 2, "activation": "relu", "init": "he"}},
-            "data": {{"kind": "two_spirals", "n": 256, "noise": 0.05, "seed": 4}},
-            "batch_size": 16, "steps": {steps}, "sampling": "{sampling}", "chunk_steps": 40, "eval_every": 100,
-            "models": {models}}}"#
-    ))
-    .unwrap()
-}
 
 fn run(cfg: TrainConfig) -> (Vec<Event>, Trainer<CpuBackend<f32>>) {
     let backend = CpuBackend::<f32>::new(&cfg.model.layout(), cfg.models.len(), cfg.max_batch()).unwrap();
@@ -214,16 +208,6 @@ fn a_trainer_that_does_not_record_batches_keeps_no_indices_and_trains_the_same_b
     let a = pollster::block_on(recorded.backend_mut().read_params()).unwrap();
     let b = pollster::block_on(t.backend_mut().read_params()).unwrap();
     assert_eq!(a, b);
-}
-
-/// Momentum, shuffling, a model that diverges, and the given schedule (stages of half an epoch = 8 steps of 16).
-fn resumable_config(of: ScheduleTarget) -> TrainConfig {
-    let mut cfg = config(r#"[{"lr": 0.05, "momentum": 0.9, "seed": 2}, {"lr": 1000.0, "momentum": 0.5, "seed": 3}, {"lr": 0.1, "momentum": 0.9, "seed": 4}]"#, 90, "shuffle");
-    cfg.chunk_steps = 7;
-    cfg.eval_every = 20;
-    cfg.schedule = Some(CyclicSchedule { of, factors: vec![1.0, 2.0, 0.5], stage_epochs: 0.5 });
-    cfg.validate().unwrap();
-    cfg
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn chunks<E: Engine>(engine: &E, cfg: &TrainConfig) -> (Vec<Vec<Event>>, Vec<f32
 }
 
 /// Momentum, shuffling, a model that diverges, and the given schedule (stages of half an epoch = 8 steps of 16).
-fn resumable_config(of: ScheduleTarget) -> TrainConfig {
+pub fn resumable_config(of: ScheduleTarget) -> TrainConfig {
     let mut cfg = config(r#"[{"lr": 0.05, "momentum": 0.9, "seed": 2}, {"lr": 1000.0, "momentum": 0.5, "seed": 3}, {"lr": 0.1, "momentum": 0.9, "seed": 4}]"#, 90, "shuffle");
     cfg.chunk_steps = 7;
     cfg.eval_every = 20;

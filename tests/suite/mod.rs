@@ -74,6 +74,7 @@ pub fn tiny<E: Engine>(engine: &E, layout: &Layout, k: usize, n: usize, max_batc
 
 /// Declares every test of the suite as a `#[test]` running on the engine `$engine` (an expression, built
 /// anew for each test). The list of tests is written here once.
+#[allow(unused_macros)] // tests/trainer_cpu.rs uses the suite's configs, not its tests
 macro_rules! backend_suite {
     ($engine:expr) => {
         $crate::suite::backend_suite!(@tests $engine;
@@ -95,4 +96,5 @@ macro_rules! backend_suite {
         )*
     };
 }
+#[allow(unused_imports)]
 pub(crate) use backend_suite;
