@@ -3,7 +3,7 @@
 //! * [`GpuContext`] — adapter, device, queue and the compiled kernels (`shaders/*.wgsl`), built once.
 //! * [`GpuBackend`] — the [`Backend`] implementation: buffers, uniforms and bind groups are created in
 //!   [`GpuBackend::new`] / [`Backend::upload_dataset`]; a training step only records dispatches.
-//! * [`kernels`] — each kernel run alone on given inputs, for the parity tests.
+//! * [`kernel_harness`] — each kernel run alone on given inputs (NaN-prefilled outputs), for the parity tests.
 //!
 //! One SGD step of a net with L layers is `3L + 3` dispatches (see [`GpuBackend::dispatches_per_step`]):
 //! gather, L forward GEMMs, fused softmax-CE + loss/divergence, L weight-gradient GEMMs, L−1
@@ -13,7 +13,7 @@
 
 mod context;
 mod hvp;
-pub mod kernels;
+pub mod kernel_harness;
 mod params;
 mod perturb;
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,4 +1,5 @@
-//! Each kernel run alone on given inputs, for the parity tests.
+//! The kernel test harness: each kernel run alone on given inputs, for the parity tests
+//! (`tests/gpu_parity.rs`, `tests/landscape_gpu.rs`).
 //!
 //! Every runner builds fresh buffers, pre-fills the outputs with NaN (so an element the kernel fails to
 //! write cannot pass a comparison), places operands with the **same** builders the backend uses
