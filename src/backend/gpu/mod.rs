@@ -1,6 +1,8 @@
 //! The GPU backend: K MLPs trained side by side in WGSL compute shaders through wgpu (WebGPU in browsers).
 //!
 //! * [`GpuContext`] — adapter, device, queue and the compiled kernels (`shaders/*.wgsl`), built once.
+//! * [`shaders`] — the kernel table: each kernel's composed WGSL source and its bindings, with the sizes of
+//!   the Rust structs written into its uniforms (the contract `tests/kernel_contract.rs` checks).
 //! * [`GpuBackend`] — the [`Backend`] implementation: buffers, uniforms and bind groups are created in
 //!   [`GpuBackend::new`] / [`Backend::upload_dataset`]; a training step only records dispatches.
 //! * [`kernel_harness`] — each kernel run alone on given inputs (NaN-prefilled outputs), for the parity tests.
@@ -16,6 +18,7 @@ mod hvp;
 pub mod kernel_harness;
 mod params;
 mod perturb;
+pub mod shaders;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod throughput;
 
@@ -27,7 +30,7 @@ use crate::data::Dataset;
 use crate::error::{LabError, Result};
 use crate::model::{Layout, MAX_LAYERS};
 use context::{Kernel, Recorder};
-use params::{mode, GatherParams, SgdParams, StepSlot, WorkLayout, HEALTHY, SLOT};
+use params::{mode, ElementwiseParams, GatherParams, StepSlot, WorkLayout, HEALTHY, SLOT};
 
 /// Steps recorded per command buffer (all of a call's command buffers go in one submit).
 const STEPS_PER_ENCODER: usize = 256;
@@ -378,7 +381,7 @@ impl GpuBackend {
             put(s, bytemuck::bytes_of(&params::softmax(lay, wl, k, rows, m, self.threshold)));
         }
         put(slot_of::BIAS, bytemuck::bytes_of(&params::bias(lay, wl, k, rows)));
-        put(slot_of::SGD, bytemuck::bytes_of(&SgdParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] }));
+        put(slot_of::SGD, bytemuck::bytes_of(&ElementwiseParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] }));
         for (l, lo) in lay.layers.iter().enumerate() {
             put(slot_of::GEMM0 + l, bytemuck::bytes_of(&params::gemm_forward(lo, p, wl, l, rows, lay.activation_after(l))));
             put(slot_of::GEMM0 + layers + l, bytemuck::bytes_of(&params::gemm_weight_grad(lo, p, wl, l, rows)));
