@@ -11,6 +11,7 @@
 //   2 storage rw   grads   K × P, bias of layer l of model m at m*P + bias_off + j
 //                          (overwritten, or added to when `accumulate` ≠ 0: the HVP over several chunks)
 // Dispatch: one thread per (model, bias unit), flattened like gather.wgsl (256 per workgroup, x ≤ 65535).
+// Common declarations (appended by src/backend/gpu/shaders.rs): common/flat_index.wgsl.
 
 struct BiasParams {
     k: u32, rows: u32, mb: u32, p: u32,
@@ -22,10 +23,10 @@ struct BiasParams {
 @group(0) @binding(1) var<storage, read> work: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grads: array<f32>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(FLAT_WORKGROUP_SIZE, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    let i = flat_index(wg, nwg, li);
     if (i >= g.k * g.total) { return; }
     let m = i / g.total;
     let j = i % g.total;

@@ -16,15 +16,14 @@
 //   5 storage rw    work         x at x_off + (model*mb + row)*dim + col
 //   6 storage rw    batch labels K × mb
 // Dispatch: one thread per (model, row, feature), flattened: 256 threads per workgroup, workgroups laid out
-// over (x, y) with x ≤ 65535 (index = (wg.y * num_workgroups.x + wg.x) * 256 + lid).
+// over (x, y) with x ≤ 65535 (index = (wg.y * num_workgroups.x + wg.x) * 256 + lid, common/flat_index.wgsl).
+// Common declarations (appended by src/backend/gpu/shaders.rs): common/step_slot.wgsl, common/flat_index.wgsl.
 
 struct GatherParams {
     k: u32, rows: u32, dim: u32, words_per_row: u32,
     format: u32, norm_off: u32, _pad2: u32, mb: u32,
     contiguous: u32, x_off: u32, _pad0: u32, _pad1: u32,
 }
-
-struct StepSlot { step_local: u32, step_global: u32, base: u32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> g: GatherParams;
 @group(0) @binding(1) var<uniform> slot: StepSlot;
@@ -34,10 +33,10 @@ struct StepSlot { step_local: u32, step_global: u32, base: u32, _pad: u32 }
 @group(0) @binding(5) var<storage, read_write> work: array<f32>;
 @group(0) @binding(6) var<storage, read_write> batch_labels: array<u32>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(FLAT_WORKGROUP_SIZE, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    let i = flat_index(wg, nwg, li);
     let per_model = g.rows * g.dim;
     if (i >= g.k * per_model) { return; }
     let m = i / per_model;

@@ -13,16 +13,17 @@
 //   0 uniform PeakParams   iterations, threads, mul, add
 //   1 storage rw  out      one f32 per thread
 // Dispatch: one thread per item, flattened like sgd.wgsl (256 per workgroup, x ≤ 65535).
+// Common declarations (appended by src/backend/gpu/shaders.rs): common/flat_index.wgsl.
 
 struct PeakParams { iterations: u32, threads: u32, mul: f32, add: f32 }
 
 @group(0) @binding(0) var<uniform> g: PeakParams;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(FLAT_WORKGROUP_SIZE, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    let i = flat_index(wg, nwg, li);
     if (i >= g.threads) { return; }
     let m = vec4<f32>(g.mul);
     let c = vec4<f32>(g.add);

@@ -8,23 +8,23 @@
 // d1 = θ₂, so α = 0 and α = 1 give θ₁ and θ₂ exactly (0·x + y = y).
 //
 // Bindings (group 0):
-//   0 uniform PerturbParams   total = K×P, p = P
+//   0 uniform ElementwiseParams  total = K×P, p = P
 //   1 storage rw   params     K × P           (the backend's parameter buffer)
 //   2 storage read basis      3 × P           (base, d1, d2)
 //   3 storage read coeffs     K × (c0, c1, c2, unused)
 // Dispatch: one thread per parameter of K×P, flattened like sgd.wgsl (256 per workgroup, x ≤ 65535).
+// Common declarations (appended by src/backend/gpu/shaders.rs): common/elementwise.wgsl (ElementwiseParams),
+// common/flat_index.wgsl.
 
-struct PerturbParams { total: u32, p: u32, _pad0: u32, _pad1: u32 }
-
-@group(0) @binding(0) var<uniform> g: PerturbParams;
+@group(0) @binding(0) var<uniform> g: ElementwiseParams;
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 @group(0) @binding(2) var<storage, read> basis: array<f32>;
 @group(0) @binding(3) var<storage, read> coeffs: array<vec4<f32>>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(FLAT_WORKGROUP_SIZE, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    let i = flat_index(wg, nwg, li);
     if (i >= g.total) { return; }
     let m = i / g.p;
     let j = i - m * g.p;

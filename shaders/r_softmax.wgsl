@@ -13,6 +13,7 @@
 //   1 storage rw   work        logits, R(logits) read; δ, R(δ) written (each K × mb × classes)
 //   2 storage read labels      K × mb
 // Dispatch: one thread per (model, row), flattened like gather.wgsl (256 per workgroup, x ≤ 65535).
+// Common declarations (appended by src/backend/gpu/shaders.rs): common/flat_index.wgsl.
 
 struct RSoftmaxParams {
     k: u32, rows: u32, classes: u32, mb: u32,
@@ -24,10 +25,10 @@ struct RSoftmaxParams {
 @group(0) @binding(1) var<storage, read_write> work: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(FLAT_WORKGROUP_SIZE, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let i = (wg.y * nwg.x + wg.x) * 256u + li;
+    let i = flat_index(wg, nwg, li);
     if (i >= s.k * s.rows) { return; }
     let m = i / s.rows;
     let r = i % s.rows;

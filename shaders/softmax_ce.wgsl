@@ -24,13 +24,13 @@
 //   7 storage rw  flags        K
 //   8 storage rw  partials     chunks × K × 2 (loss-sum bits, count)
 // Dispatch: (K, 1, 1) workgroups of 256 threads; thread t handles rows t, t+256, …
+// Common declarations (appended by src/backend/gpu/shaders.rs): common/step_slot.wgsl (StepSlot),
+// common/divergence.wgsl (HEALTHY).
 
 struct SoftmaxParams {
     k: u32, rows: u32, classes: u32, mb: u32,
     logits_off: u32, dlogits_off: u32, mode: u32, threshold: f32,
 }
-
-struct StepSlot { step_local: u32, step_global: u32, base: u32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> s: SoftmaxParams;
 @group(0) @binding(1) var<uniform> slot: StepSlot;
@@ -42,7 +42,6 @@ struct StepSlot { step_local: u32, step_global: u32, base: u32, _pad: u32 }
 @group(0) @binding(7) var<storage, read_write> flags: array<u32>;
 @group(0) @binding(8) var<storage, read_write> partials: array<u32>;
 
-const HEALTHY: u32 = 0xffffffffu;
 const NAN_BITS: u32 = 0x7fc00000u;
 
 var<workgroup> red_loss: array<f32, 256>;

@@ -12,7 +12,7 @@ use common::{assert_close, assert_close_f32, ctx, gpu_test, rand_vec, Tolerance}
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sgd_lab::backend::cpu::{self, CpuBackend};
-use sgd_lab::backend::gpu::{kernels, GpuBackend};
+use sgd_lab::backend::gpu::{kernel_harness, GpuBackend};
 use sgd_lab::backend::{Backend, Hyper};
 use sgd_lab::data::{two_spirals, Dataset, Features};
 use sgd_lab::model::{Activation, Init, Layout, MlpSpec, ModelBatch};
@@ -38,7 +38,7 @@ async fn forward_gemm_matches_cpu_for_every_activation_and_shape() {
             let x = rand_vec(&mut rng, K * rows * fi, 1.0);
             let w = rand_vec(&mut rng, K * fo * fi, 1.0);
             let b = rand_vec(&mut rng, K * fo, 1.0);
-            let got = kernels::gemm_forward(&ctx, act, K, rows, fi, fo, &x, &w, &b).await.unwrap();
+            let got = kernel_harness::gemm_forward(&ctx, act, K, rows, fi, fo, &x, &w, &b).await.unwrap();
             let mut want = vec![0f64; K * rows * fo];
             for m in 0..K {
                 for r in 0..rows {
@@ -66,7 +66,7 @@ async fn input_gradient_gemm_applies_the_activation_slope() {
             let w = rand_vec(&mut rng, K * fo * fi, 1.0);
             // stored outputs of the activation (ReLU's include exact zeros, where the slope is 0)
             let a: Vec<f32> = rand_vec(&mut rng, K * rows * fi, 2.0).into_iter().map(|z| cpu::activate(act, z)).collect();
-            let got = kernels::gemm_input_grad(&ctx, act, K, rows, fi, fo, &delta, &w, &a).await.unwrap();
+            let got = kernel_harness::gemm_input_grad(&ctx, act, K, rows, fi, fo, &delta, &w, &a).await.unwrap();
             let mut want = vec![0f64; K * rows * fi];
             for m in 0..K {
                 for r in 0..rows {
@@ -91,7 +91,7 @@ async fn weight_gradient_gemm_is_delta_transposed_times_input() {
     for (rows, fi, fo) in SHAPES {
         let delta = rand_vec(&mut rng, K * rows * fo, 1.0);
         let x = rand_vec(&mut rng, K * rows * fi, 1.0);
-        let got = kernels::gemm_weight_grad(&ctx, K, rows, fi, fo, &delta, &x).await.unwrap();
+        let got = kernel_harness::gemm_weight_grad(&ctx, K, rows, fi, fo, &delta, &x).await.unwrap();
         let mut want = vec![0f64; K * fo * fi];
         for m in 0..K {
             for j in 0..fo {
@@ -117,7 +117,7 @@ async fn gather_decodes_u8_and_f32_rows_and_labels_like_the_cpu() {
     let f32_data = Dataset::new("f32", dim, 4, Features::F32(rand_vec(&mut rng, n * dim, 3.0)), labels).unwrap();
     for data in [u8_data, f32_data] {
         let idx: Vec<u32> = (0..K * rows).map(|_| rng.random_range(0..n as u32)).collect();
-        let (x, y) = kernels::gather(&ctx, &data, K, rows, &idx).await.unwrap();
+        let (x, y) = kernel_harness::gather(&ctx, &data, K, rows, &idx).await.unwrap();
         let mut want_x = vec![0f64; K * rows * dim];
         let mut want_y = vec![0u32; K * rows];
         cpu::gather(&data, &idx, &mut want_x, &mut want_y);
@@ -157,8 +157,8 @@ async fn softmax_ce_matches_cpu_with_huge_logits_ties_and_divergence_flags() {
     }
     // model 3 had diverged at step 2 already: it records NaN and keeps its flag
     let flags = vec![u32::MAX, u32::MAX, u32::MAX, 2];
-    let case = kernels::SoftmaxCase { k, rows, classes: c, logits: logits.clone(), labels: labels.clone(), flags, threshold: 1e3, step: 7 };
-    let out = kernels::softmax_ce(&ctx, &case).await.unwrap();
+    let case = kernel_harness::SoftmaxCase { k, rows, classes: c, logits: logits.clone(), labels: labels.clone(), flags, threshold: 1e3, step: 7 };
+    let out = kernel_harness::softmax_ce(&ctx, &case).await.unwrap();
 
     let l64: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
     let mut want_d = vec![0f64; k * rows * c];
@@ -194,7 +194,7 @@ async fn bias_gradient_sums_deltas_over_rows_for_every_layer_and_nothing_else() 
     let layout = Layout::new(&[4, 17, 70, 3], Activation::Relu);
     let (k, rows) = (2, 33);
     let deltas: Vec<Vec<f32>> = layout.widths[1..].iter().map(|&w| rand_vec(&mut rng, k * rows * w, 1.0)).collect();
-    let got = kernels::bias_grad(&ctx, &layout, k, rows, &deltas).await.unwrap();
+    let got = kernel_harness::bias_grad(&ctx, &layout, k, rows, &deltas).await.unwrap();
     let p = layout.params_per_model;
     for m in 0..k {
         for (l, lo) in layout.layers.iter().enumerate() {
@@ -220,7 +220,7 @@ async fn sgd_applies_momentum_and_weight_decay_per_model_and_skips_diverged_mode
         Hyper { lr: 0.3, momentum: 0.9, weight_decay: 0.0 },
     ];
     let flags = [u32::MAX, u32::MAX, u32::MAX, 4];
-    let (new_p, new_v) = kernels::sgd(&ctx, k, p, &params, &velocity, &grads, &hyper, &flags).await.unwrap();
+    let (new_p, new_v) = kernel_harness::sgd(&ctx, k, p, &params, &velocity, &grads, &hyper, &flags).await.unwrap();
     let mut want_p: Vec<f64> = params.iter().map(|&v| v as f64).collect();
     let mut want_v: Vec<f64> = velocity.iter().map(|&v| v as f64).collect();
     let g64: Vec<f64> = grads.iter().map(|&v| v as f64).collect();

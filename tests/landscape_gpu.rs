@@ -9,8 +9,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sgd_lab::analysis::landscape::{interpolate, linspace, pick_model, random_direction, slice_2d, BiasMode, EvalSet};
 use sgd_lab::backend::cpu::CpuBackend;
-use sgd_lab::backend::gpu::{kernels, GpuBackend};
 use sgd_lab::backend::cpu::perturb::combine;
+use sgd_lab::backend::gpu::{kernel_harness, GpuBackend};
 use sgd_lab::backend::perturb::Perturb;
 use sgd_lab::backend::Backend;
 use sgd_lab::data::two_spirals;
@@ -31,7 +31,7 @@ async fn perturb_kernel_matches_the_cpu_reference() {
     for (k, p) in [(5, 517), (1, 1), (3, 256), (2, 1000)] {
         let (base, d1, d2) = (rand_vec(&mut rng, p, 2.0), rand_vec(&mut rng, p, 1.0), rand_vec(&mut rng, p, 1.0));
         let coeffs = &COEFFS[..k];
-        let got = kernels::perturb(&ctx, k, p, &base, &d1, &d2, coeffs).await.unwrap();
+        let got = kernel_harness::perturb(&ctx, k, p, &base, &d1, &d2, coeffs).await.unwrap();
         let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let mut want = vec![0f64; k * p];
         combine(&f(&base), &f(&d1), &f(&d2), coeffs, &mut want);

@@ -3,23 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::shaders::{self, Bind, KernelSpec};
 use crate::error::{LabError, Result};
-
-/// How a kernel binds one resource; must match the `@binding` declarations of its WGSL file
-/// (a mismatch is a pipeline-creation error that names the file).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Bind {
-    /// `var<uniform>` at a fixed offset.
-    Uniform,
-    /// `var<uniform>` with a dynamic offset (the per-step slot).
-    UniformDyn,
-    /// `var<storage, read>`.
-    Read,
-    /// `var<storage, read_write>`.
-    ReadWrite,
-}
-
-use Bind::*;
 
 /// One compute pipeline and its bind-group layout.
 #[derive(Clone, Debug)]
@@ -29,7 +14,7 @@ pub(crate) struct Kernel {
     pub binds: &'static [Bind],
 }
 
-/// Every kernel of the lab, compiled once per context.
+/// Every kernel of the lab, compiled once per context (sources and bindings: [`shaders`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Kernels {
     pub gather: Kernel,
@@ -40,17 +25,6 @@ pub(crate) struct Kernels {
     pub r_softmax: Kernel,
     pub perturb: Kernel,
 }
-
-/// The WGSL sources with their bindings, in the order the kernels are built.
-const SOURCES: [(&str, &str, &[Bind]); 7] = [
-    ("gather.wgsl", include_str!("../../../shaders/gather.wgsl"), &[Uniform, UniformDyn, Read, Read, Read, ReadWrite, ReadWrite]),
-    ("gemm.wgsl", include_str!("../../../shaders/gemm.wgsl"), &[Uniform, Read, ReadWrite, ReadWrite]),
-    ("softmax_ce.wgsl", include_str!("../../../shaders/softmax_ce.wgsl"), &[Uniform, UniformDyn, ReadWrite, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite]),
-    ("bias_grad.wgsl", include_str!("../../../shaders/bias_grad.wgsl"), &[Uniform, Read, ReadWrite]),
-    ("sgd.wgsl", include_str!("../../../shaders/sgd.wgsl"), &[Uniform, ReadWrite, ReadWrite, Read, Read, Read]),
-    ("r_softmax.wgsl", include_str!("../../../shaders/r_softmax.wgsl"), &[Uniform, ReadWrite, Read]),
-    ("perturb.wgsl", include_str!("../../../shaders/perturb.wgsl"), &[Uniform, ReadWrite, Read, Read]),
-];
 
 /// A wgpu instance, adapter, device and queue with the lab's kernels compiled: create it once
 /// and pass `&GpuContext` to everything that touches the GPU. Cloning is cheap (handles are shared).
@@ -143,13 +117,15 @@ impl GpuContext {
                     info.name
                 ))
             })?;
-        let mut built = Vec::with_capacity(SOURCES.len());
-        for (file, src, binds) in SOURCES {
-            built.push(build_kernel(&device, file, src, binds).await?);
-        }
-        let mut it = built.into_iter();
-        let mut next = || it.next().expect("one kernel per source");
-        let kernels = Kernels { gather: next(), gemm: next(), softmax: next(), bias: next(), sgd: next(), r_softmax: next(), perturb: next() };
+        let kernels = Kernels {
+            gather: build_kernel(&device, &shaders::GATHER).await?,
+            gemm: build_kernel(&device, &shaders::GEMM).await?,
+            softmax: build_kernel(&device, &shaders::SOFTMAX_CE).await?,
+            bias: build_kernel(&device, &shaders::BIAS_GRAD).await?,
+            sgd: build_kernel(&device, &shaders::SGD).await?,
+            r_softmax: build_kernel(&device, &shaders::R_SOFTMAX).await?,
+            perturb: build_kernel(&device, &shaders::PERTURB).await?,
+        };
         let uncaptured: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
         #[cfg(target_arch = "wasm32")]
         {
@@ -294,9 +270,12 @@ impl GpuContext {
     }
 }
 
-pub(crate) async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, binds: &'static [Bind]) -> Result<Kernel> {
+/// Compiles `spec`'s composed source and builds its bind-group layout and pipeline inside an error scope,
+/// so that a WGSL or binding error names the kernel's file.
+pub(crate) async fn build_kernel(device: &wgpu::Device, spec: &KernelSpec) -> Result<Kernel> {
+    let (file, binds) = (spec.file, spec.binds);
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(src.into()) });
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(spec.source.into()) });
     let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
         .iter()
         .enumerate()
@@ -305,11 +284,11 @@ pub(crate) async fn build_kernel(device: &wgpu::Device, file: &str, src: &str, b
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: match b {
-                    Uniform | UniformDyn => wgpu::BufferBindingType::Uniform,
-                    Read => wgpu::BufferBindingType::Storage { read_only: true },
-                    ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    Bind::Uniform(_) | Bind::UniformDyn(_) => wgpu::BufferBindingType::Uniform,
+                    Bind::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Bind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                 },
-                has_dynamic_offset: *b == UniformDyn,
+                has_dynamic_offset: matches!(b, Bind::UniformDyn(_)),
                 min_binding_size: None,
             },
             count: None,

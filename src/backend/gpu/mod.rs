@@ -1,9 +1,11 @@
 //! The GPU backend: K MLPs trained side by side in WGSL compute shaders through wgpu (WebGPU in browsers).
 //!
 //! * [`GpuContext`] — adapter, device, queue and the compiled kernels (`shaders/*.wgsl`), built once.
-//! * [`GpuBackend`] — the [`Backend`] implementation: buffers, uniforms and bind groups are created in
-//!   [`GpuBackend::new`] / [`Backend::upload_dataset`]; a training step only records dispatches.
-//! * [`kernels`] — each kernel run alone on given inputs, for the parity tests.
+//! * [`shaders`] — the kernel table: each kernel's composed WGSL source and its bindings, with the sizes of
+//!   the Rust structs written into its uniforms (the contract `tests/kernel_contract.rs` checks).
+//! * [`GpuBackend`] — the [`Backend`] implementation: buffers, uniforms and bind groups (`buffers.rs`) are
+//!   created in [`GpuBackend::new`] / [`Backend::upload_dataset`]; a training step only records dispatches.
+//! * [`kernel_harness`] — each kernel run alone on given inputs (NaN-prefilled outputs), for the parity tests.
 //!
 //! One SGD step of a net with L layers is `3L + 3` dispatches (see [`GpuBackend::dispatches_per_step`]):
 //! gather, L forward GEMMs, fused softmax-CE + loss/divergence, L weight-gradient GEMMs, L−1
@@ -11,11 +13,13 @@
 //! [`Backend::train_steps`] records all its steps and submits once; nothing is read back until
 //! [`Backend::read_progress`]. See `docs/gpu-backend.md`.
 
+mod buffers;
 mod context;
 mod hvp;
-pub mod kernels;
+pub mod kernel_harness;
 mod params;
 mod perturb;
+pub mod shaders;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod throughput;
 
@@ -25,50 +29,13 @@ use crate::backend::cpu::check_dataset_fits;
 use crate::backend::{check_indices, Backend, DataHandle, EvalMetrics, Gradients, Hyper, OptimizerState, Progress, DEFAULT_DIVERGENCE_THRESHOLD};
 use crate::data::Dataset;
 use crate::error::{LabError, Result};
-use crate::model::{Layout, MAX_LAYERS};
+use crate::model::Layout;
+use buffers::{fill_words, gather_bind_groups, mib, slot_of, write_gather_uniforms, GpuData, Growable, TrainBuffers};
 use context::{Kernel, Recorder};
-use params::{mode, GatherParams, SgdParams, StepSlot, WorkLayout, HEALTHY, SLOT};
+use params::{mode, ElementwiseParams, StepSlot, WorkLayout, HEALTHY, SLOT};
 
 /// Steps recorded per command buffer (all of a call's command buffers go in one submit).
 const STEPS_PER_ENCODER: usize = 256;
-
-/// A data set on the GPU: its words and labels, and the gather uniforms and bind groups that read it.
-struct GpuData {
-    n: usize,
-    dim: usize,
-    words_per_row: usize,
-    format: u32,
-    words: wgpu::Buffer,
-    labels: wgpu::Buffer,
-    /// Two uniform slots: indexed gather (training) and contiguous gather (evaluation).
-    uniforms: wgpu::Buffer,
-    /// Bind groups for the two slots (rebuilt when the index or slot buffers grow).
-    bind: Option<[wgpu::BindGroup; 2]>,
-}
-
-/// Buffers whose size depends on the number of steps (or chunks) of a call; grown, never per step.
-struct Growable {
-    slots: wgpu::Buffer,
-    slots_cap: usize,
-    indices: wgpu::Buffer,
-    indices_cap: usize,
-    losses: wgpu::Buffer,
-    losses_cap: usize,
-    partials: wgpu::Buffer,
-    partials_cap: usize,
-}
-
-/// Static uniform slots in `statics` (each 256 bytes apart). The bias parameters carry a per-layer
-/// table larger than one slot, so they get as many consecutive slots as they need.
-mod slot_of {
-    use super::{params::BiasParams, SLOT};
-    pub const SOFTMAX_TRAIN: usize = 0;
-    pub const SOFTMAX_EVAL: usize = 1;
-    pub const SOFTMAX_GRAD: usize = 2;
-    pub const SGD: usize = 3;
-    pub const BIAS: usize = 4;
-    pub const GEMM0: usize = BIAS + size_of::<BiasParams>().div_ceil(SLOT as usize);
-}
 
 /// K models of one layout trained by SGD on the GPU (see the module docs).
 pub struct GpuBackend {
@@ -114,104 +81,20 @@ pub struct GpuBackend {
     perturb: Option<perturb::PerturbState>,
 }
 
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
 impl GpuBackend {
     /// A backend for `k` models of `layout`, batches (and evaluation chunks) of up to `max_batch` rows.
     /// Refuses, before allocating, sizes beyond the device's limits, naming the limit and a setting that fits.
     pub fn new(ctx: &GpuContext, layout: &Layout, k: usize, max_batch: usize) -> Result<Self> {
-        if k == 0 || max_batch == 0 {
-            return Err(LabError::Backend(format!("a GPU backend needs K ≥ 1 models and max_batch ≥ 1 (got K = {k}, max_batch = {max_batch})")));
-        }
-        let limits = ctx.limits();
-        let bind_limit = limits.max_storage_buffer_binding_size;
-        let groups_limit = limits.max_compute_workgroups_per_dimension as usize;
-        if layout.layers.len() > MAX_LAYERS {
-            return Err(LabError::Gpu(format!("{} layers exceed the {MAX_LAYERS} the bias kernel's table holds", layout.layers.len())));
-        }
-        if k > groups_limit {
-            return Err(LabError::Gpu(format!("K = {k} models exceed max_compute_workgroups_per_dimension ({groups_limit}); use at most {groups_limit} models per backend")));
-        }
-        let p = layout.params_per_model;
-        // u64: on wasm32 K × P × 4 can overflow usize before the check.
-        let param_bytes = k as u64 * p as u64 * 4;
-        if param_bytes > bind_limit {
-            return Err(LabError::Gpu(format!(
-                "{k} models × {p} parameters need {:.1} MiB, more than max_storage_buffer_binding_size ({:.0} MiB); use at most {} models per backend",
-                mib(param_bytes), mib(bind_limit), (bind_limit / (p as u64 * 4)).max(1)
-            )));
-        }
-        let per_row = WorkLayout::floats_per_row(layout) as u64 * 4 * k as u64;
-        let work_bytes = per_row * max_batch as u64;
-        if work_bytes > bind_limit {
-            let fit = bind_limit / per_row;
-            return Err(LabError::Gpu(format!(
-                "activations and deltas of {k} models × {max_batch} rows need {:.1} MiB, more than max_storage_buffer_binding_size ({:.0} MiB); {}",
-                mib(work_bytes), mib(bind_limit),
-                if fit > 0 { format!("use max_batch ≤ {fit}") } else { "use fewer models or narrower layers".into() }
-            )));
-        }
-        // Every index and offset the shaders compute must fit in u32.
-        let wl = WorkLayout::new(layout, k, max_batch);
-        if wl.total > u32::MAX as usize / 2 {
-            return Err(LabError::Gpu("the work buffer is too large for 32-bit indices; use a smaller max_batch".into()));
-        }
-
-        let nan = f32::NAN.to_bits();
-        let params = ctx.storage("params", param_bytes);
-        let velocity = ctx.storage("velocity", param_bytes);
-        let grads = ctx.storage("grads", param_bytes);
-        // NaN-filled so that any element a kernel fails to write shows up in the parity tests.
-        fill_words(ctx, &grads, k * p, nan);
-        let work = ctx.storage("work (activations + deltas)", wl.total as u64 * 4);
-        fill_words(ctx, &work, wl.total, nan);
-        let hyper = ctx.storage_init("hyper", bytemuck::cast_slice(&vec![Hyper { lr: 0.0, momentum: 0.0, weight_decay: 0.0 }; k]));
-        let flags = ctx.storage_init("divergence flags", bytemuck::cast_slice(&vec![HEALTHY; k]));
-        let batch_labels = ctx.storage("batch labels", (k * max_batch * 4) as u64);
-        let row_loss = ctx.storage("row loss", (k * max_batch * 4) as u64);
-        let row_correct = ctx.storage("row correct", (k * max_batch * 4) as u64);
-        let layers = layout.layers.len();
-        let statics = ctx.uniform("static uniforms", (slot_of::GEMM0 + 3 * layers) as u64 * SLOT);
-        let grow = Growable {
-            slots: ctx.uniform("step slots", SLOT),
-            slots_cap: 1,
-            indices: ctx.storage("indices", 4),
-            indices_cap: 1,
-            losses: ctx.storage("step losses", (k * 4) as u64),
-            losses_cap: k,
-            partials: ctx.storage("eval partials", (2 * k * 4) as u64),
-            partials_cap: 2 * k,
-        };
-
-        let kn = &ctx.kernels;
-        let gemm_bg = |slot: usize| {
-            ctx.bind_group(
-                "gemm",
-                &kn.gemm,
-                &[(&statics, slot as u64 * SLOT, Some(size_of::<params::GemmParams>() as u64)), (&params, 0, None), (&work, 0, None), (&grads, 0, None)],
-            )
-        };
-        let gemm_fwd = (0..layers).map(|l| gemm_bg(slot_of::GEMM0 + l)).collect();
-        let gemm_dw = (0..layers).map(|l| gemm_bg(slot_of::GEMM0 + layers + l)).collect();
-        let gemm_da = (0..layers).map(|l| (l > 0).then(|| gemm_bg(slot_of::GEMM0 + 2 * layers + l))).collect();
-        let bias_bg = ctx.bind_group(
-            "bias grad",
-            &kn.bias,
-            &[(&statics, slot_of::BIAS as u64 * SLOT, Some(size_of::<params::BiasParams>() as u64)), (&work, 0, None), (&grads, 0, None)],
-        );
-        let sgd_bg = ctx.bind_group(
-            "sgd",
-            &kn.sgd,
-            &[(&statics, slot_of::SGD as u64 * SLOT, Some(16)), (&params, 0, None), (&velocity, 0, None), (&grads, 0, None), (&hyper, 0, None), (&flags, 0, None)],
-        );
+        let work_layout = buffers::check_fits(ctx, layout, k, max_batch)?;
+        let bufs = buffers::allocate(ctx, layout, k, max_batch, &work_layout);
+        let bgs = buffers::static_bind_groups(ctx, layout.layers.len(), &bufs);
+        let TrainBuffers { params, velocity, grads, hyper, flags, work, batch_labels, row_loss, row_correct, statics, grow } = bufs;
         let mut b = GpuBackend {
             ctx: ctx.clone(),
             layout: layout.clone(),
             k,
             max_batch,
-            work_layout: wl,
+            work_layout,
             threshold: DEFAULT_DIVERGENCE_THRESHOLD,
             step: 0,
             last_steps: 0,
@@ -229,11 +112,11 @@ impl GpuBackend {
             row_correct,
             statics,
             grow,
-            gemm_fwd,
-            gemm_dw,
-            gemm_da,
-            bias_bg,
-            sgd_bg,
+            gemm_fwd: bgs.gemm_fwd,
+            gemm_dw: bgs.gemm_dw,
+            gemm_da: bgs.gemm_da,
+            bias_bg: bgs.bias,
+            sgd_bg: bgs.sgd,
             softmax_bg: Vec::new(),
             datasets: Vec::new(),
             hvp: None,
@@ -286,83 +169,6 @@ impl GpuBackend {
         self.datasets.get(h.0).ok_or_else(|| LabError::Backend(format!("unknown data handle {}", h.0)))
     }
 
-    /// Rebuilds the bind groups that reference the growable buffers.
-    fn rebuild_dynamic_bind_groups(&mut self) {
-        let ctx = &self.ctx;
-        let g = &self.grow;
-        let sm = size_of::<params::SoftmaxParams>() as u64;
-        self.softmax_bg = [slot_of::SOFTMAX_TRAIN, slot_of::SOFTMAX_EVAL, slot_of::SOFTMAX_GRAD]
-            .iter()
-            .map(|&s| {
-                ctx.bind_group(
-                    "softmax ce",
-                    &ctx.kernels.softmax,
-                    &[
-                        (&self.statics, s as u64 * SLOT, Some(sm)),
-                        (&g.slots, 0, Some(16)),
-                        (&self.work, 0, None),
-                        (&self.batch_labels, 0, None),
-                        (&self.row_loss, 0, None),
-                        (&self.row_correct, 0, None),
-                        (&g.losses, 0, None),
-                        (&self.flags, 0, None),
-                        (&g.partials, 0, None),
-                    ],
-                )
-            })
-            .collect();
-        for d in &mut self.datasets {
-            d.bind = Some(gather_bind_groups(ctx, d, g, &self.work, &self.batch_labels));
-        }
-    }
-
-    /// Grows the step-sized buffers to hold at least the given counts (doubling, so a run of growing
-    /// calls reallocates O(log n) times). Fails with the limit's name when a call is too large.
-    fn ensure_capacity(&mut self, slots: usize, indices: usize, losses: usize, partials: usize) -> Result<()> {
-        let limits = self.ctx.limits();
-        let bind_limit = limits.max_storage_buffer_binding_size;
-        let buf_limit = limits.max_buffer_size;
-        let per_slot_indices = (indices / slots.max(1)).max(1) as u64;
-        if indices as u64 * 4 > bind_limit || slots as u64 * SLOT > buf_limit {
-            let fit = (bind_limit / (4 * per_slot_indices)).min(buf_limit / SLOT);
-            return Err(LabError::Gpu(format!(
-                "{slots} steps in one call need {:.1} MiB of indices and {:.1} MiB of step uniforms, beyond max_storage_buffer_binding_size \
-                 ({:.0} MiB) or max_buffer_size ({:.0} MiB); split the call into chunks of at most {fit} steps",
-                mib(indices as u64 * 4), mib(slots as u64 * SLOT), mib(bind_limit), mib(buf_limit)
-            )));
-        }
-        let grow_to = |need: usize, cap: usize, max: u64, unit: u64| -> Option<usize> {
-            (need > cap).then(|| (need.next_power_of_two() as u64).min(max / unit).max(need as u64) as usize)
-        };
-        let mut changed = false;
-        let ctx = self.ctx.clone();
-        let g = &mut self.grow;
-        if let Some(n) = grow_to(slots, g.slots_cap, buf_limit, SLOT) {
-            g.slots = ctx.uniform("step slots", n as u64 * SLOT);
-            g.slots_cap = n;
-            changed = true;
-        }
-        if let Some(n) = grow_to(indices, g.indices_cap, bind_limit, 4) {
-            g.indices = ctx.storage("indices", n as u64 * 4);
-            g.indices_cap = n;
-            changed = true;
-        }
-        if let Some(n) = grow_to(losses, g.losses_cap, bind_limit, 4) {
-            g.losses = ctx.storage("step losses", n as u64 * 4);
-            g.losses_cap = n;
-            changed = true;
-        }
-        if let Some(n) = grow_to(partials, g.partials_cap, bind_limit, 4) {
-            g.partials = ctx.storage("eval partials", n as u64 * 4);
-            g.partials_cap = n;
-            changed = true;
-        }
-        if changed {
-            self.rebuild_dynamic_bind_groups();
-        }
-        Ok(())
-    }
-
     /// Writes every static uniform for batches of `rows` rows (only when `rows` changes). Uniform writes
     /// are ordered before the next submit, so each public operation submits before the rows change again.
     fn configure(&mut self, rows: usize) {
@@ -378,7 +184,7 @@ impl GpuBackend {
             put(s, bytemuck::bytes_of(&params::softmax(lay, wl, k, rows, m, self.threshold)));
         }
         put(slot_of::BIAS, bytemuck::bytes_of(&params::bias(lay, wl, k, rows)));
-        put(slot_of::SGD, bytemuck::bytes_of(&SgdParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] }));
+        put(slot_of::SGD, bytemuck::bytes_of(&ElementwiseParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] }));
         for (l, lo) in lay.layers.iter().enumerate() {
             put(slot_of::GEMM0 + l, bytemuck::bytes_of(&params::gemm_forward(lo, p, wl, l, rows, lay.activation_after(l))));
             put(slot_of::GEMM0 + layers + l, bytemuck::bytes_of(&params::gemm_weight_grad(lo, p, wl, l, rows)));
@@ -464,57 +270,6 @@ impl GpuBackend {
     }
 }
 
-/// Fills a buffer with one 32-bit value, 1 MiB at a time (bounded host memory, also in a browser).
-fn fill_words(ctx: &GpuContext, buf: &wgpu::Buffer, words: usize, value: u32) {
-    let chunk = vec![value; words.min(1 << 18)];
-    let mut at = 0;
-    while at < words {
-        let n = (words - at).min(chunk.len());
-        ctx.queue.write_buffer(buf, (at * 4) as u64, bytemuck::cast_slice(&chunk[..n]));
-        at += n;
-    }
-}
-
-fn write_gather_uniforms(ctx: &GpuContext, d: &GpuData, k: usize, rows: usize, mb: usize, x_off: usize) {
-    let mut bytes = vec![0u8; 2 * SLOT as usize];
-    for contiguous in 0..2u32 {
-        let p = GatherParams {
-            k: k as u32,
-            rows: rows as u32,
-            dim: d.dim as u32,
-            words_per_row: d.words_per_row as u32,
-            format: d.format,
-            norm_off: (d.n * d.words_per_row) as u32,
-            _pad2: 0,
-            mb: mb as u32,
-            contiguous,
-            x_off: x_off as u32,
-            _pad: [0; 2],
-        };
-        let at = contiguous as usize * SLOT as usize;
-        bytes[at..at + size_of::<GatherParams>()].copy_from_slice(bytemuck::bytes_of(&p));
-    }
-    ctx.queue.write_buffer(&d.uniforms, 0, &bytes);
-}
-
-fn gather_bind_groups(ctx: &GpuContext, d: &GpuData, g: &Growable, work: &wgpu::Buffer, batch_labels: &wgpu::Buffer) -> [wgpu::BindGroup; 2] {
-    let gp = size_of::<GatherParams>() as u64;
-    [0u64, 1].map(|c| {
-        ctx.bind_group(
-            "gather",
-            &ctx.kernels.gather,
-            &[
-                (&d.uniforms, c * SLOT, Some(gp)),
-                (&g.slots, 0, Some(16)),
-                (&d.words, 0, None),
-                (&d.labels, 0, None),
-                (&g.indices, 0, None),
-                (work, 0, None),
-                (batch_labels, 0, None),
-            ],
-        )
-    })
-}
 
 impl Backend for GpuBackend {
     fn describe(&self) -> String {

@@ -6,14 +6,15 @@ use crate::model::{Activation, LayerOffsets, Layout};
 
 /// Uniform slots are placed at multiples of this (WebGPU's `minUniformBufferOffsetAlignment` default).
 pub(crate) const SLOT: u64 = 256;
-/// Divergence flag of a healthy model.
+/// Divergence flag of a healthy model (`HEALTHY` of `shaders/common/divergence.wgsl`).
 pub(crate) const HEALTHY: u32 = u32::MAX;
 /// GEMM tile edge (rows and columns of C per workgroup), see `shaders/gemm.wgsl`.
 pub(crate) const GEMM_TILE: usize = 64;
 /// Entries of the bias kernel's layer table (`MAX_LAYERS` of the model module).
 pub(crate) const MAX_TABLE: usize = 64;
 
-/// Per-step uniform slot (`StepSlot` in gather.wgsl and softmax_ce.wgsl), one per 256 bytes.
+/// Per-step uniform slot (`StepSlot` of `shaders/common/step_slot.wgsl`, read by gather.wgsl and
+/// softmax_ce.wgsl), one per 256 bytes.
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub(crate) struct StepSlot {
@@ -187,11 +188,22 @@ pub(crate) fn bias(layout: &Layout, wl: &WorkLayout, k: usize, rows: usize) -> B
     }
 }
 
-/// `SgdParams` of sgd.wgsl.
+/// `ElementwiseParams` of `shaders/common/elementwise.wgsl`: the uniform of sgd.wgsl and perturb.wgsl,
+/// one thread per parameter of K models.
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
-pub(crate) struct SgdParams {
+pub(crate) struct ElementwiseParams {
     pub total: u32,
     pub p: u32,
     pub _pad: [u32; 2],
+}
+
+/// `PeakParams` of peak_fma.wgsl (the FMA-peak probe of `throughput.rs`).
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub(crate) struct PeakParams {
+    pub iterations: u32,
+    pub threads: u32,
+    pub mul: f32,
+    pub add: f32,
 }

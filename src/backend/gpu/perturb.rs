@@ -3,7 +3,7 @@
 //! backend's `params` buffer in place (no readback; the next `evaluate` sees the new parameters).
 
 use super::context::Recorder;
-use super::params::SgdParams;
+use super::params::ElementwiseParams;
 use super::GpuBackend;
 use crate::backend::perturb::{check_basis, check_coeffs, Perturb};
 use crate::backend::Backend;
@@ -35,7 +35,7 @@ impl Perturb for GpuBackend {
         if self.perturb.is_none() {
             let ctx = &self.ctx;
             let uniform = ctx.uniform("perturb uniforms", 16);
-            let u = SgdParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] };
+            let u = ElementwiseParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] };
             ctx.queue.write_buffer(&uniform, 0, bytemuck::bytes_of(&u));
             let basis = ctx.storage("perturb basis", (3 * p * 4) as u64);
             let coeffs = ctx.storage("perturb coefficients", (k * 16) as u64);

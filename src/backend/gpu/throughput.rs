@@ -10,8 +10,9 @@
 
 use std::time::Instant;
 
-use super::context::{build_kernel, flat_grid, Bind, GpuContext, Recorder};
-use super::params::{self, WorkLayout};
+use super::context::{build_kernel, flat_grid, GpuContext, Recorder};
+use super::params::{self, PeakParams, WorkLayout};
+use super::shaders;
 use crate::error::{LabError, Result};
 use crate::model::{Activation, Layout};
 
@@ -129,10 +130,10 @@ pub async fn peak_fma(ctx: &GpuContext, threads: usize, iterations: u32) -> Resu
     if threads == 0 || iterations == 0 {
         return Err(LabError::Backend(format!("peak probe needs threads ≥ 1 and iterations ≥ 1 (got {threads}, {iterations})")));
     }
-    let kernel = build_kernel(&ctx.device, "peak_fma.wgsl", include_str!("../../../shaders/peak_fma.wgsl"), &[Bind::Uniform, Bind::ReadWrite]).await?;
-    let uniform = ctx.uniform("peak uniforms", 16);
-    let u: [u32; 4] = [iterations, threads as u32, (1.0f32 - 2f32.powi(-20)).to_bits(), 1e-6f32.to_bits()];
-    ctx.queue.write_buffer(&uniform, 0, bytemuck::cast_slice(&u));
+    let kernel = build_kernel(&ctx.device, &shaders::PEAK_FMA).await?;
+    let uniform = ctx.uniform("peak uniforms", size_of::<PeakParams>() as u64);
+    let u = PeakParams { iterations, threads: threads as u32, mul: 1.0f32 - 2f32.powi(-20), add: 1e-6 };
+    ctx.queue.write_buffer(&uniform, 0, bytemuck::bytes_of(&u));
     let out = ctx.storage("peak out", (threads * 4) as u64);
     let bg = ctx.bind_group("peak", &kernel, &[(&uniform, 0, None), (&out, 0, None)]);
     let (seconds, timer) = time_pass(ctx, &|rec: &mut Recorder| rec.grid(&kernel, &bg, &[], flat_grid(threads))).await?;

@@ -1,12 +1,14 @@
-//! Each kernel run alone on given inputs, for the parity tests.
+//! The kernel test harness: each kernel run alone on given inputs, for the parity tests
+//! (`tests/gpu_parity.rs`, `tests/landscape_gpu.rs`).
 //!
 //! Every runner builds fresh buffers, pre-fills the outputs with NaN (so an element the kernel fails to
 //! write cannot pass a comparison), places operands with the **same** builders the backend uses
 //! (`params.rs`), dispatches once and reads the outputs back. Tensors are given model after model,
 //! rows dense (`K × rows × width`); weights as `K × fan_out × fan_in`.
 
-use super::context::{Bind, GpuContext, Kernel, Recorder};
-use super::params::{self, GatherParams, SgdParams, StepSlot, WorkLayout};
+use super::context::{GpuContext, Kernel, Recorder};
+use super::shaders::Bind;
+use super::params::{self, ElementwiseParams, GatherParams, StepSlot, WorkLayout};
 use crate::backend::Hyper;
 use crate::data::Dataset;
 use crate::error::{LabError, Result};
@@ -36,7 +38,7 @@ async fn run_alone(ctx: &GpuContext, kernel: &Kernel, args: &[Arg<'_>], grid: [u
         .collect();
     let ranges: Vec<(&wgpu::Buffer, u64, Option<u64>)> = buffers.iter().map(|(b, _)| (b, 0, None)).collect();
     let bg = ctx.bind_group("kernel test", kernel, &ranges);
-    let offsets: Vec<u32> = kernel.binds.iter().filter(|b| **b == Bind::UniformDyn).map(|_| 0).collect();
+    let offsets: Vec<u32> = kernel.binds.iter().filter(|b| matches!(b, Bind::UniformDyn(_))).map(|_| 0).collect();
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kernel test") });
     {
@@ -251,7 +253,7 @@ pub async fn sgd(ctx: &GpuContext, k: usize, p: usize, params: &[f32], velocity:
     }
     check_len("hyper", hyper.len(), k)?;
     check_len("flags", flags.len(), k)?;
-    let u = SgdParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] };
+    let u = ElementwiseParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] };
     let out = run_alone(
         ctx,
         &ctx.kernels.sgd,
@@ -276,7 +278,7 @@ pub async fn perturb(ctx: &GpuContext, k: usize, p: usize, base: &[f32], d1: &[f
         check_len(what, n, p)?;
     }
     check_len("coeffs", coeffs.len(), k)?;
-    let u = SgdParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] };
+    let u = ElementwiseParams { total: (k * p) as u32, p: p as u32, _pad: [0; 2] };
     let basis: Vec<f32> = [base, d1, d2].concat();
     let c4: Vec<[f32; 4]> = coeffs.iter().map(|c| [c[0], c[1], c[2], 0.0]).collect();
     let out = run_alone(
