@@ -22,11 +22,7 @@
 //! ```
 //!
 //! `FreePlay` is one training run; the paper's experiments (presets of many runs, with results and reports)
-//! are driven by `Experiment` in [`crate::web_experiments`].
-
-// FreePlay's methods hold their RefCell borrow across awaits on purpose: the held borrow is the re-entrancy guard
-// (a second call's `try_borrow_mut` fails with a clear error instead of interleaving two chunks).
-#![allow(clippy::await_holding_refcell_ref)]
+//! are driven by `Experiment` in [`super::experiments`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -394,7 +390,7 @@ impl FreePlay {
 }
 
 /// The data of a run on a real `dataset` from its parsed files: the training subset, validation split and
-/// random labels `dataset` asks for (`docs/data.md`). Shared with [`crate::web_experiments`], whose jobs
+/// random labels `dataset` asks for (`docs/data.md`). Shared with [`super::experiments`], whose jobs
 /// each prepare their own data from one parsed set.
 pub(crate) fn run_data_from_raw(raw: &RawData, dataset: &DatasetConfig) -> Result<RunData, LabError> {
     RunData::from_prepared(prepare(raw, &dataset.options(&raw.shape()))?)

@@ -13,9 +13,6 @@
 //! await run.evaluate(1024); const lambda = await run.lambdaMax(256); // per model
 //! ```
 
-// The held RefCell borrow across awaits is the re-entrancy guard (as in `web.rs`).
-#![allow(clippy::await_holding_refcell_ref)]
-
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -30,7 +27,7 @@ use crate::backend::{Backend, DataHandle, Hyper};
 use crate::data::{Dataset, Features};
 use crate::error::LabError;
 use crate::model::{Activation, Init, MlpSpec, ModelBatch};
-use crate::web::to_js;
+use super::free_play::to_js;
 
 /// Largest K the page offers (the native bench goes further; a tab's memory is the limit here).
 const MAX_MODELS: usize = 64;

@@ -1,7 +1,7 @@
 //! The paper's experiments from JavaScript (wasm-bindgen): list the shipped [`presets`], run one as an
 //! [`Experiment`] a piece of work at a time (or with [`Experiment::run`]), read its results as objects,
 //! JSON or CSV, resume from saved results, and build its claims report. Built on
-//! [`crate::experiments::ExperimentRun`]; like [`crate::web`], every fallible call returns a `JsError`
+//! [`crate::experiments::ExperimentRun`]; like [`FreePlay`](super::FreePlay), every fallible call returns a `JsError`
 //! whose message names the field, file or data set at fault, and nothing panics across the boundary.
 //!
 //! ```js
@@ -43,7 +43,7 @@ use crate::error::LabError;
 use crate::experiments::presets::{preset, PRESETS};
 use crate::experiments::{report, ExperimentConfig, ExperimentResults, ExperimentRun, RunEvent};
 use crate::train::{RunData, TrainConfig};
-use crate::web::{run_data_from_raw, to_js};
+use super::free_play::{run_data_from_raw, to_js};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_EXPERIMENTS: &str = r#"
