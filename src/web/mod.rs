@@ -26,11 +26,12 @@
 
 #[allow(clippy::await_holding_refcell_ref)] // the held borrow is the re-entrancy guard (above)
 pub mod bench;
+mod engine;
 pub mod experiments;
 #[allow(clippy::await_holding_refcell_ref)] // the held borrow is the re-entrancy guard (above)
 pub mod free_play;
 
 pub use bench::BenchRun;
-pub use free_play::version;
+pub use engine::version;
 pub use experiments::{presets, Experiment};
 pub use free_play::FreePlay;
