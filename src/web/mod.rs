@@ -3,11 +3,12 @@
 //! as plain objects. Every fallible call returns (or rejects with) a `JsError` whose message names the field,
 //! file or data set at fault; nothing panics across the boundary.
 //!
-//! | face | JS entry points | what it is | page |
-//! |---|---|---|---|
-//! | [`free_play`] | `FreePlay.create`, `FreePlay.createWithData` | one training run of K models, stepped a chunk at a time, with its curvature, interpolation and 2-D landscape | `www/` free play |
-//! | [`experiments`] | `presets()`, `Experiment.create`, `.fromPreset`, `.resume` | the paper's experiments: a plan of jobs, run a piece of work at a time, their results and claims report | the lab |
-//! | [`bench`] | `BenchRun.create` | the benchmarks' units of work (a training chunk, an evaluation, a λ_max), timed by the caller | `www/bench.html` |
+//! - [`free_play`] — `FreePlay.create`, `FreePlay.createWithData`: one training run of K models, stepped a chunk
+//!   at a time, with its curvature, interpolation and 2-D landscape (the page's free play).
+//! - [`experiments`] — `presets()`, `Experiment.create`, `.fromPreset`, `.resume`: the paper's experiments, a plan
+//!   of jobs run a piece of work at a time, with their results and claims report (the lab).
+//! - [`bench`](mod@bench) — `BenchRun.create`: the benchmarks' units of work (a training chunk, an evaluation, a
+//!   λ_max), timed by the caller (the benchmarks page).
 //!
 //! What the faces share lives once in `engine.rs`: the engine a face trains on (the `backend`, `onGpu` and
 //! `fallbackReason` getters), the conversions to JavaScript (errors, objects, promises), the data of a run on
