@@ -19,9 +19,5 @@ pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
-#[cfg(target_arch = "wasm32")]
-pub mod web_bench;
-#[cfg(target_arch = "wasm32")]
-pub mod web_experiments;
 
 pub use error::LabError;

@@ -1,4 +1,4 @@
-//! Browser tests of the experiments' JavaScript face (`sgd_lab::web_experiments`), run inside Chromium by
+//! Browser tests of the experiments' JavaScript face (`sgd_lab::web::Experiment`), run inside Chromium by
 //! `wasm-pack test --headless --chrome --test web_experiments` (see scripts/test). Everything runs on the CPU
 //! at a tiny scale; the claims report of a finished sweep.
 #![cfg(target_arch = "wasm32")]
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use common_web::{get, message, tiny_files};
 use sgd_lab::experiments::presets::PRESETS;
 use sgd_lab::experiments::{ExperimentConfig, ExperimentResults};
-use sgd_lab::web_experiments::{presets, Experiment};
+use sgd_lab::web::{presets, Experiment};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;

@@ -1,6 +1,6 @@
 //! The 2-D loss landscape around one model of a running [`Trainer`], as the page's free play shows it
-//! (`FreePlay.landscape2d` in `src/web.rs` is a thin wrapper around [`landscape_2d`]; this module exists so that the
-//! wasm method and its native tests run the same code).
+//! (`FreePlay.landscape2d` in `src/web/free_play.rs` is a thin wrapper around [`landscape_2d`]; this module exists so
+//! that the wasm method and its native tests run the same code).
 //!
 //! The plane is spanned either by the top-2 principal directions of the model's training trajectory around
 //! its current parameters θ* (Li et al. 2018, §7; needs a [`SnapshotLog`]) or by two seeded filter-normalised

@@ -28,7 +28,7 @@
 // The messages both ways (and the phases they move a run through) are typed once, in client.js, the one client
 // of this worker (the lab page and the <sgd-lab> element both use it).
 // The last finished or stopped Experiment is kept (not freed) until the next run, so its groups' final parameters
-// can be exported; the engine bounds what it keeps to 64 MiB (src/web_experiments.rs).
+// can be exported; the engine bounds what it keeps to 64 MiB (src/web/experiments.rs).
 import init, { presets, version, Experiment } from "../pkg/sgd_lab.js";
 import { REAL_SETS, loadRealData } from "../data-loader.js";
 import { withTextMeasure } from "./text-measure.js";

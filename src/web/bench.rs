@@ -13,9 +13,6 @@
 //! await run.evaluate(1024); const lambda = await run.lambdaMax(256); // per model
 //! ```
 
-// The held RefCell borrow across awaits is the re-entrancy guard (as in `web.rs`).
-#![allow(clippy::await_holding_refcell_ref)]
-
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -23,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wasm_bindgen::prelude::*;
 
+use super::engine::{promise, Engine};
 use crate::analysis::eigen::{lanczos, LanczosOptions};
 use crate::analysis::{BackendOperator, Subset};
 use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
@@ -30,7 +28,6 @@ use crate::backend::{Backend, DataHandle, Hyper};
 use crate::data::{Dataset, Features};
 use crate::error::LabError;
 use crate::model::{Activation, Init, MlpSpec, ModelBatch};
-use crate::web::to_js;
 
 /// Largest K the page offers (the native bench goes further; a tab's memory is the limit here).
 const MAX_MODELS: usize = 64;
@@ -50,13 +47,12 @@ struct State {
 #[wasm_bindgen]
 pub struct BenchRun {
     state: Rc<RefCell<State>>,
-    describe: String,
-    on_gpu: bool,
+    engine: Engine,
     params_per_model: usize,
 }
 
-fn busy(what: &str) -> JsValue {
-    JsValue::from(JsError::new(&format!("BenchRun.{what}() called while another call on this run is still running")))
+fn busy(what: &str) -> JsError {
+    JsError::new(&format!("BenchRun.{what}() called while another call on this run is still running"))
 }
 
 fn count(field: &str, v: usize, lo: usize, hi: usize) -> Result<(), LabError> {
@@ -86,43 +82,44 @@ impl BenchRun {
         let choice = match backend.as_str() {
             "cpu" => BackendChoice::Cpu,
             "gpu" => BackendChoice::Gpu,
-            other => return Err(to_js(LabError::config("backend", format!("unknown backend {other:?} (use \"cpu\" or \"gpu\")")))),
+            other => return Err(LabError::config("backend", format!("unknown backend {other:?} (use \"cpu\" or \"gpu\")")).into()),
         };
         let hidden = match arch.as_str() {
             "e1" => vec![256, 256],
             "deep" => vec![50; 19],
-            other => parse_hidden(other).map_err(to_js)?,
+            other => parse_hidden(other)?,
         };
-        count("models", models, 1, MAX_MODELS).map_err(to_js)?;
-        count("batch", batch, 1, 4096).map_err(to_js)?;
-        count("examples", examples, batch, MAX_EXAMPLES).map_err(to_js)?;
+        count("models", models, 1, MAX_MODELS)?;
+        count("batch", batch, 1, 4096)?;
+        count("examples", examples, batch, MAX_EXAMPLES)?;
         let spec = MlpSpec { input: 784, hidden, classes: 10, activation: Activation::Relu, init: Init::He };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let bytes: Vec<u8> = (0..examples * 784).map(|_| rng.random()).collect();
         let labels: Vec<u32> = (0..examples).map(|_| rng.random_range(0..10)).collect();
-        let data = Dataset::new("random u8 784", 784, 10, Features::u8_uniform(bytes, 784, 1.0 / 255.0, 0.0), labels).map_err(to_js)?;
-        let (mut b, _) = make_backend(&spec.layout(), models, batch, choice).await.map_err(to_js)?;
+        let data = Dataset::new("random u8 784", 784, 10, Features::u8_uniform(bytes, 784, 1.0 / 255.0, 0.0), labels)?;
+        let (mut b, why_cpu) = make_backend(&spec.layout(), models, batch, choice).await?;
         let seeds: Vec<u64> = (0..models as u64).collect();
-        b.write_params(&ModelBatch::init(&spec, &seeds).params).map_err(to_js)?;
-        b.write_hyper(&vec![Hyper { lr: 0.01, momentum: 0.9, weight_decay: 0.0 }; models]).map_err(to_js)?;
+        b.write_params(&ModelBatch::init(&spec, &seeds).params)?;
+        b.write_hyper(&vec![Hyper { lr: 0.01, momentum: 0.9, weight_decay: 0.0 }; models])?;
         b.reset_state();
-        let h = b.upload_dataset(&data).map_err(to_js)?;
-        let describe = b.describe();
-        let on_gpu = matches!(b, AnyBackend::Gpu(_));
+        let h = b.upload_dataset(&data)?;
+        let engine = Engine::of_backend(&b, why_cpu);
         let params_per_model = spec.layout().params_per_model;
-        Ok(BenchRun { state: Rc::new(RefCell::new(State { backend: b, data: h, n: examples, k: models, batch, rng })), describe, on_gpu, params_per_model })
+        Ok(BenchRun { state: Rc::new(RefCell::new(State { backend: b, data: h, n: examples, k: models, batch, rng })), engine, params_per_model })
     }
+
+    // Not `engine_getters!`: no `fallbackReason` here, since a "gpu" run without an adapter is rejected instead.
 
     /// The backend's description, e.g. `"GPU: … (WebGPU)"` or `"CPU (f32)"`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        self.describe.clone()
+        self.engine.description.clone()
     }
 
     /// Whether the run is on WebGPU.
     #[wasm_bindgen(getter, js_name = onGpu)]
     pub fn on_gpu(&self) -> bool {
-        self.on_gpu
+        self.engine.on_gpu
     }
 
     /// Parameters of one model.
@@ -136,13 +133,13 @@ impl BenchRun {
     #[wasm_bindgen(js_name = trainChunk, unchecked_return_type = "Promise<number>")]
     pub fn train_chunk(&self, steps: usize) -> js_sys::Promise {
         let state = Rc::clone(&self.state);
-        wasm_bindgen_futures::future_to_promise(async move {
-            count("steps", steps, 1, 10_000).map_err(|e| JsValue::from(to_js(e)))?;
+        promise(async move {
+            count("steps", steps, 1, 10_000)?;
             let mut s = state.try_borrow_mut().map_err(|_| busy("trainChunk"))?;
             let State { backend, data, n, k, batch, rng } = &mut *s;
             let idx: Vec<u32> = (0..steps * *k * *batch).map(|_| rng.random_range(0..*n as u32)).collect();
-            backend.train_steps(*data, &idx, *batch).map_err(|e| JsValue::from(to_js(e)))?;
-            let p = backend.read_progress().await.map_err(|e| JsValue::from(to_js(e)))?;
+            backend.train_steps(*data, &idx, *batch)?;
+            let p = backend.read_progress().await?;
             let last = &p.losses[p.losses.len() - *k..];
             Ok(JsValue::from_f64(last.iter().map(|&l| f64::from(l)).sum::<f64>() / *k as f64))
         })
@@ -152,11 +149,11 @@ impl BenchRun {
     #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
     pub fn evaluate(&self, examples: usize) -> js_sys::Promise {
         let state = Rc::clone(&self.state);
-        wasm_bindgen_futures::future_to_promise(async move {
+        promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy("evaluate"))?;
-            count("examples", examples, 1, s.n).map_err(|e| JsValue::from(to_js(e)))?;
+            count("examples", examples, 1, s.n)?;
             let h = s.data;
-            let m = s.backend.evaluate(h, 0, examples).await.map_err(|e| JsValue::from(to_js(e)))?;
+            let m = s.backend.evaluate(h, 0, examples).await?;
             Ok(JsValue::from_f64(m.iter().map(|e| e.loss).sum::<f64>() / m.len() as f64))
         })
     }
@@ -166,11 +163,11 @@ impl BenchRun {
     #[wasm_bindgen(js_name = lambdaMax, unchecked_return_type = "Promise<Float64Array>")]
     pub fn lambda_max(&self, examples: usize) -> js_sys::Promise {
         let state = Rc::clone(&self.state);
-        wasm_bindgen_futures::future_to_promise(async move {
+        promise(async move {
             let mut s = state.try_borrow_mut().map_err(|_| busy("lambdaMax"))?;
-            count("examples", examples, 1, s.n).map_err(|e| JsValue::from(to_js(e)))?;
+            count("examples", examples, 1, s.n)?;
             let subset = Subset::first(s.data, s.n, examples);
-            let res = lanczos(&mut BackendOperator::new(&mut s.backend, subset), &LanczosOptions::default()).await.map_err(|e| JsValue::from(to_js(e)))?;
+            let res = lanczos(&mut BackendOperator::new(&mut s.backend, subset), &LanczosOptions::default()).await?;
             let v: Vec<f64> = res.iter().map(|r| r.eigenvalues[0]).collect();
             Ok(js_sys::Float64Array::from(v.as_slice()).into())
         })

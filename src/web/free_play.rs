@@ -22,11 +22,7 @@
 //! ```
 //!
 //! `FreePlay` is one training run; the paper's experiments (presets of many runs, with results and reports)
-//! are driven by `Experiment` in [`crate::web_experiments`].
-
-// FreePlay's methods hold their RefCell borrow across awaits on purpose: the held borrow is the re-entrancy guard
-// (a second call's `try_borrow_mut` fails with a clear error instead of interleaving two chunks).
-#![allow(clippy::await_holding_refcell_ref)]
+//! are driven by `Experiment` in [`super::experiments`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,12 +31,12 @@ use wasm_bindgen::prelude::*;
 
 use serde::Serialize;
 
+use super::engine::{engine_getters, promise, run_data_from_raw, to_object, Engine};
 use crate::analysis::landscape::{interpolate, linspace, EvalSet};
 use crate::analysis::landscape2d::{landscape_2d, Landscape2dOptions, SnapshotLog};
-use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
+use crate::backend::any::{make_backend, AnyBackend};
 use crate::backend::Backend;
-use crate::data::prepare::prepare;
-use crate::data::{DatasetConfig, RawData};
+use crate::data::RawData;
 use crate::error::LabError;
 use crate::train::{RunData, TrainConfig, Trainer};
 
@@ -126,25 +122,11 @@ struct SetSizes {
     test: Option<usize>,
 }
 
-/// Runs once when the module is instantiated: Rust panics then reach the browser console readably.
-#[wasm_bindgen(start)]
-pub fn start() {
-    console_error_panic_hook::set_once();
-}
-
-/// The crate's version, for the page's footer and for bug reports.
-#[wasm_bindgen(js_name = version)]
-pub fn version() -> String {
-    env!("CARGO_PKG_VERSION").to_string()
-}
-
 /// One training run of K models, driven a chunk at a time from JavaScript.
 #[wasm_bindgen]
 pub struct FreePlay {
     trainer: Rc<RefCell<Trainer<AnyBackend>>>,
-    backend: String,
-    on_gpu: bool,
-    fallback_reason: Option<String>,
+    engine: Engine,
     sets: SetSizes,
     /// Parameter snapshots for `landscape2d`'s PCA plane, once `keepSnapshots` has been called.
     snapshots: Rc<RefCell<Option<SnapshotLog>>>,
@@ -159,14 +141,15 @@ impl FreePlay {
         #[wasm_bindgen(js_name = configJson)] config_json: String,
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
     ) -> Result<FreePlay, JsError> {
-        let config = TrainConfig::from_json(&config_json).map_err(to_js)?;
+        let config = TrainConfig::from_json(&config_json)?;
         if let Some(d) = &config.dataset {
-            return Err(to_js(LabError::config(
+            return Err(LabError::config(
                 "dataset",
                 format!("{} is a real data set: fetch its four IDX files and call FreePlay.createWithData", d.name.name()),
-            )));
+            )
+            .into());
         }
-        let data = RunData::synthetic(&config).map_err(to_js)?;
+        let data = RunData::synthetic(&config)?;
         Self::start(config, prefer_gpu, data).await
     }
 
@@ -183,63 +166,41 @@ impl FreePlay {
         #[wasm_bindgen(js_name = testImages)] test_images: Vec<u8>,
         #[wasm_bindgen(js_name = testLabels)] test_labels: Vec<u8>,
     ) -> Result<FreePlay, JsError> {
-        let config = TrainConfig::from_json(&config_json).map_err(to_js)?;
+        let config = TrainConfig::from_json(&config_json)?;
         let data = {
             let dataset = config.dataset.as_ref().ok_or_else(|| {
-                to_js(LabError::config("dataset", "missing: FreePlay.createWithData needs a real data set (e.g. {\"name\": \"fashion-mnist\", \"train_size\": 2000}); use FreePlay.create for synthetic `data`"))
+                LabError::config("dataset", "missing: FreePlay.createWithData needs a real data set (e.g. {\"name\": \"fashion-mnist\", \"train_size\": 2000}); use FreePlay.create for synthetic `data`")
             })?;
-            let raw = RawData::from_files(dataset.name, &train_images, &train_labels, &test_images, &test_labels).map_err(to_js)?;
+            let raw = RawData::from_files(dataset.name, &train_images, &train_labels, &test_images, &test_labels)?;
             drop((train_images, train_labels, test_images, test_labels));
-            run_data_from_raw(&raw, dataset).map_err(to_js)?
+            run_data_from_raw(&raw, dataset)?
         };
         Self::start(config, prefer_gpu, data).await
     }
 
     /// Picks the backend and builds the trainer on `data`.
     async fn start(config: TrainConfig, prefer_gpu: bool, data: RunData) -> Result<FreePlay, JsError> {
-        let choice = if prefer_gpu { BackendChoice::Auto } else { BackendChoice::Cpu };
-        let (backend, why_cpu) = make_backend(&config.model.layout(), config.models.len(), config.max_batch(), choice)
-            .await
-            .map_err(to_js)?;
-        let on_gpu = matches!(backend, AnyBackend::Gpu(_));
-        let fallback_reason = match (on_gpu, why_cpu) {
-            (true, _) => None,
-            (false, Some(why)) => Some(why),
-            (false, None) => Some("the GPU was not requested".to_string()),
-        };
-        let description = backend.describe();
+        let (backend, why_cpu) = make_backend(&config.model.layout(), config.models.len(), config.max_batch(), Engine::choice(prefer_gpu)).await?;
+        let engine = Engine::of_backend(&backend, why_cpu);
         let n = |s: &Option<crate::data::Dataset>| s.as_ref().map(|s| s.n);
         let sets = SetSizes { train: data.train.n, train_clean: n(&data.train_clean), train_corrupted: n(&data.train_corrupted), validation: n(&data.validation), test: n(&data.test) };
-        let mut trainer = Trainer::with_data(config, backend, data).map_err(to_js)?;
+        let mut trainer = Trainer::with_data(config, backend, data)?;
         // Nothing here reads the recorded mini-batch indices (only the initial parameters, always kept), and at
         // K × B × 4 bytes a step they grew the wasm memory of a long free-play run without bound (the page soak,
         // docs/RELIABILITY.md §5).
         trainer.set_record_batches(false);
-        Ok(FreePlay { trainer: Rc::new(RefCell::new(trainer)), backend: description, on_gpu, fallback_reason, sets, snapshots: Rc::new(RefCell::new(None)) })
+        Ok(FreePlay { trainer: Rc::new(RefCell::new(trainer)), engine, sets, snapshots: Rc::new(RefCell::new(None)) })
     }
+}
 
-    /// What trains the models, e.g. `"GPU: SwiftShader Device (WebGPU)"` or `"CPU (f32)"`.
-    #[wasm_bindgen(getter)]
-    pub fn backend(&self) -> String {
-        self.backend.clone()
-    }
+engine_getters!(FreePlay);
 
-    /// True when the models train on the GPU.
-    #[wasm_bindgen(getter, js_name = onGpu)]
-    pub fn on_gpu(&self) -> bool {
-        self.on_gpu
-    }
-
-    /// Why the CPU is used (no WebGPU, no adapter, not requested, ...); `undefined` on the GPU.
-    #[wasm_bindgen(getter, js_name = fallbackReason)]
-    pub fn fallback_reason(&self) -> Option<String> {
-        self.fallback_reason.clone()
-    }
-
+#[wasm_bindgen]
+impl FreePlay {
     /// Examples in each data set of the run (`SetSizes`), e.g. `{ train: 2000, validation: 1000, test: 10000 }`.
     #[wasm_bindgen(getter, unchecked_return_type = "SetSizes")]
     pub fn sets(&self) -> Result<JsValue, JsError> {
-        serde_wasm_bindgen::to_value(&self.sets).map_err(|e| JsError::new(&e.to_string()))
+        to_object(&self.sets)
     }
 
     /// True once every step has run.
@@ -254,17 +215,14 @@ impl FreePlay {
     pub fn step(&self) -> js_sys::Promise {
         let trainer = Rc::clone(&self.trainer);
         let snapshots = Rc::clone(&self.snapshots);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let mut t = trainer
-                .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("FreePlay.step() called again before the previous step finished")))?;
-            let events = t.run_chunk_with_curvature().await.map_err(|e| JsValue::from(to_js(e)))?;
+        promise(async move {
+            let mut t = trainer.try_borrow_mut().map_err(|_| JsError::new("FreePlay.step() called again before the previous step finished"))?;
+            let events = t.run_chunk_with_curvature().await?;
             if let Some(log) = snapshots.borrow_mut().as_mut() {
-                log.after_chunk(&mut t).await.map_err(|e| JsValue::from(to_js(e)))?;
+                log.after_chunk(&mut t).await?;
             }
             // Plain objects, not `Map`s: `eval`/`finished` flatten their metrics, which serde sees as a map.
-            let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
-            events.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+            to_object(&events)
         })
     }
 
@@ -275,14 +233,11 @@ impl FreePlay {
     #[wasm_bindgen(unchecked_return_type = "Promise<SharpnessReport>")]
     pub fn sharpness(&self, examples: usize, iterations: Option<usize>) -> js_sys::Promise {
         let trainer = Rc::clone(&self.trainer);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let mut t = trainer
-                .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("FreePlay.sharpness() called while a step is running")))?;
+        promise(async move {
+            let mut t = trainer.try_borrow_mut().map_err(|_| JsError::new("FreePlay.sharpness() called while a step is running"))?;
             let sh = crate::train::SharpnessSchedule { every: 1, examples, iterations: iterations.unwrap_or(20), trace: true, trace_samples: None };
-            let event = t.measure_curvature(&sh).await.map_err(|e| JsValue::from(to_js(e)))?;
-            let to_js_objects = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
-            event.serialize(&to_js_objects).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+            let event = t.measure_curvature(&sh).await?;
+            to_object(&event)
         })
     }
 }
@@ -297,22 +252,21 @@ impl FreePlay {
     pub fn epsilon_sharpness(&self, examples: usize, epsilon: Option<f64>, steps: Option<usize>) -> js_sys::Promise {
         use crate::analysis::sharpness::{epsilon_sharpness, SharpnessOptions, DEFAULT_ASCENT_STEPS, DEFAULT_EPSILON};
         let trainer = Rc::clone(&self.trainer);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let fail = |e: LabError| JsValue::from(to_js(e));
+        promise(async move {
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("FreePlay.epsilonSharpness() called while a step() or another call is running")))?;
+                .map_err(|_| JsError::new("FreePlay.epsilonSharpness() called while a step() or another call is running"))?;
             let epsilon = epsilon.unwrap_or(DEFAULT_EPSILON);
             if !(epsilon.is_finite() && epsilon > 0.0) {
-                return Err(fail(LabError::config("epsilon", format!("must be a finite number > 0, got {epsilon}"))));
+                return Err(LabError::config("epsilon", format!("must be a finite number > 0, got {epsilon}")).into());
             }
             if examples == 0 {
-                return Err(fail(LabError::config("examples", "must be at least 1")));
+                return Err(LabError::config("examples", "must be at least 1").into());
             }
             let subset = crate::analysis::Subset::first(t.train_handle(), t.data().n, examples);
             let opts = SharpnessOptions { epsilon, steps: steps.unwrap_or(DEFAULT_ASCENT_STEPS) };
-            let report = epsilon_sharpness(t.backend_mut(), subset, &opts).await.map_err(fail)?;
-            report.models.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+            let report = epsilon_sharpness(t.backend_mut(), subset, &opts).await?;
+            to_object(&report.models)
         })
     }
 
@@ -325,31 +279,29 @@ impl FreePlay {
     #[wasm_bindgen(js_name = interpolateFromInit, unchecked_return_type = "Promise<Interpolation>")]
     pub fn interpolate_from_init(&self, points: usize, model: Option<usize>) -> js_sys::Promise {
         let trainer = Rc::clone(&self.trainer);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let fail = |e: LabError| JsValue::from(to_js(e));
+        promise(async move {
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("FreePlay.interpolateFromInit() called while a step() or another call is running")))?;
+                .map_err(|_| JsError::new("FreePlay.interpolateFromInit() called while a step() or another call is running"))?;
             let m = model.unwrap_or(0);
             let k = t.config().models.len();
             if m >= k {
-                return Err(fail(LabError::config("model", format!("model {m} does not exist: the run has {k}"))));
+                return Err(LabError::config("model", format!("model {m} does not exist: the run has {k}")).into());
             }
             if points < 2 {
-                return Err(fail(LabError::config("points", format!("need at least 2, got {points}"))));
+                return Err(LabError::config("points", format!("need at least 2, got {points}")).into());
             }
             let p = t.backend_mut().layout().params_per_model;
             let theta0 = t.trace().initial_params[m * p..(m + 1) * p].to_vec();
             let sets = [EvalSet { name: "train".into(), data: t.train_handle(), start: 0, count: t.data().n }];
             let backend = t.backend_mut();
-            let current = backend.read_params().await.map_err(fail)?;
+            let current = backend.read_params().await?;
             let alphas = linspace(-0.5, 1.5, points);
             let result = interpolate(backend, &theta0, &current[m * p..(m + 1) * p], &alphas, &sets).await;
-            backend.write_params(&current).map_err(fail)?; // put the trained models back, even after an error
-            let l = result.map_err(fail)?;
+            backend.write_params(&current)?; // put the trained models back, even after an error
+            let l = result?;
             let set = l.sets.into_iter().next().expect("one set");
-            let out = Interpolation { alpha: l.alphas, loss: set.loss, accuracy: set.accuracy };
-            out.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+            to_object(&Interpolation { alpha: l.alphas, loss: set.loss, accuracy: set.accuracy })
         })
     }
 
@@ -360,7 +312,7 @@ impl FreePlay {
     #[wasm_bindgen(js_name = keepSnapshots)]
     pub fn keep_snapshots(&self, every: usize, max: Option<usize>) -> Result<(), JsError> {
         let mut t = self.trainer.try_borrow_mut().map_err(|_| JsError::new("FreePlay.keepSnapshots() called while a step() or another call is running"))?;
-        let log = SnapshotLog::start(&mut t, every, max.unwrap_or(64)).map_err(to_js)?;
+        let log = SnapshotLog::start(&mut t, every, max.unwrap_or(64))?;
         *self.snapshots.borrow_mut() = Some(log);
         Ok(())
     }
@@ -375,32 +327,19 @@ impl FreePlay {
     pub fn landscape2d(&self, #[wasm_bindgen(unchecked_param_type = "Landscape2dOptions")] options: JsValue) -> js_sys::Promise {
         let trainer = Rc::clone(&self.trainer);
         let snapshots = Rc::clone(&self.snapshots);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let fail = |e: LabError| JsValue::from(to_js(e));
+        promise(async move {
             let json = if options.is_undefined() || options.is_null() {
                 "{}".to_string()
             } else {
-                js_sys::JSON::stringify(&options).map_err(|_| fail(LabError::config("options", "must be a plain object")))?.as_string().unwrap_or_default()
+                js_sys::JSON::stringify(&options).map_err(|_| LabError::config("options", "must be a plain object"))?.as_string().unwrap_or_default()
             };
-            let opts = Landscape2dOptions::from_json(&json).map_err(fail)?;
+            let opts = Landscape2dOptions::from_json(&json)?;
             let mut t = trainer
                 .try_borrow_mut()
-                .map_err(|_| JsValue::from(JsError::new("FreePlay.landscape2d() called while a step() or another call is running")))?;
+                .map_err(|_| JsError::new("FreePlay.landscape2d() called while a step() or another call is running"))?;
             let log = snapshots.borrow();
-            let l = landscape_2d(&mut t, log.as_ref(), &opts).await.map_err(fail)?;
-            l.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+            let l = landscape_2d(&mut t, log.as_ref(), &opts).await?;
+            to_object(&l)
         })
     }
-}
-
-/// The data of a run on a real `dataset` from its parsed files: the training subset, validation split and
-/// random labels `dataset` asks for (`docs/data.md`). Shared with [`crate::web_experiments`], whose jobs
-/// each prepare their own data from one parsed set.
-pub(crate) fn run_data_from_raw(raw: &RawData, dataset: &DatasetConfig) -> Result<RunData, LabError> {
-    RunData::from_prepared(prepare(raw, &dataset.options(&raw.shape()))?)
-}
-
-/// A lab error as a JavaScript `Error` with the same message.
-pub(crate) fn to_js(e: crate::LabError) -> JsError {
-    JsError::new(&e.to_string())
 }

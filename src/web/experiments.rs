@@ -1,7 +1,7 @@
 //! The paper's experiments from JavaScript (wasm-bindgen): list the shipped [`presets`], run one as an
 //! [`Experiment`] a piece of work at a time (or with [`Experiment::run`]), read its results as objects,
 //! JSON or CSV, resume from saved results, and build its claims report. Built on
-//! [`crate::experiments::ExperimentRun`]; like [`crate::web`], every fallible call returns a `JsError`
+//! [`crate::experiments::ExperimentRun`]; like [`FreePlay`](super::FreePlay), every fallible call returns a `JsError`
 //! whose message names the field, file or data set at fault, and nothing panics across the boundary.
 //!
 //! ```js
@@ -37,13 +37,13 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::backend::any::{BackendChoice, BackendFactory};
+use super::engine::{engine_getters, promise, run_data_from_raw, to_json_value, Engine};
+use crate::backend::any::BackendFactory;
 use crate::data::{RawData, RealDataset};
 use crate::error::LabError;
 use crate::experiments::presets::{preset, PRESETS};
 use crate::experiments::{report, ExperimentConfig, ExperimentResults, ExperimentRun, RunEvent};
 use crate::train::{RunData, TrainConfig};
-use crate::web::{run_data_from_raw, to_js};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_EXPERIMENTS: &str = r#"
@@ -140,11 +140,6 @@ struct ReportWithMarkdown {
     markdown: String,
 }
 
-/// Serialises for JavaScript: plain objects (not `Map`s), `null` for a `None` that is not skipped.
-fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
-}
-
 /// Every shipped preset (`PresetInfo[]`), in the paper's order.
 #[wasm_bindgen(unchecked_return_type = "PresetInfo[]")]
 pub fn presets() -> Result<JsValue, JsError> {
@@ -153,7 +148,7 @@ pub fn presets() -> Result<JsValue, JsError> {
         let c = ExperimentConfig::from_json(json).map_err(|e| JsError::new(&format!("preset {id}: {e}")))?;
         out.push(PresetInfo { id, title: c.title, description: c.description, claim: c.claim, kind: c.experiment.name(), json });
     }
-    to_value(&out)
+    to_json_value(&out)
 }
 
 /// Most bytes of final parameters an `Experiment` keeps for [`Experiment::parameters_safetensors`] beyond
@@ -200,7 +195,7 @@ impl Inner {
             return Ok(Vec::new());
         }
         if let Some(&name) = self.needed.iter().find(|n| !self.raw.borrow().contains_key(n)) {
-            return Err(to_js(missing(name)));
+            return Err(missing(name).into());
         }
         let mut run = self.run.take().ok_or_else(|| JsError::new("Experiment.step() called again before the previous step finished (await it, or use run())"))?;
         if let Some(bytes) = self.pending_group.borrow_mut().take() {
@@ -220,7 +215,7 @@ impl Inner {
             match resumed {
                 Ok(Some(events)) => return Ok(events),
                 Ok(None) => {} // its group had finished: an ordinary step follows
-                Err(e) => return Err(to_js(e)),
+                Err(e) => return Err(e.into()),
             }
             run = self.run.take().expect("just put back");
         }
@@ -231,7 +226,7 @@ impl Inner {
             *self.results.borrow_mut() = run.results().clone();
         }
         self.run.set(Some(run));
-        events.map_err(to_js)
+        Ok(events?)
     }
 }
 
@@ -251,9 +246,7 @@ async fn next_tick() -> Result<(), JsValue> {
 pub struct Experiment {
     inner: Rc<Inner>,
     jobs: Vec<JobSummary>,
-    backend: String,
-    on_gpu: bool,
-    fallback_reason: Option<String>,
+    engine: Engine,
 }
 
 #[wasm_bindgen]
@@ -267,7 +260,7 @@ impl Experiment {
         #[wasm_bindgen(js_name = patchJson)] patch_json: Option<String>,
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
     ) -> Result<Experiment, JsError> {
-        let config = ExperimentConfig::from_json_with_patch(&config_json, patch_json.as_deref()).map_err(to_js)?;
+        let config = ExperimentConfig::from_json_with_patch(&config_json, patch_json.as_deref())?;
         Self::start(config, None, prefer_gpu).await
     }
 
@@ -278,7 +271,7 @@ impl Experiment {
         #[wasm_bindgen(js_name = patchJson)] patch_json: Option<String>,
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
     ) -> Result<Experiment, JsError> {
-        let config = preset(&id, patch_json.as_deref()).map_err(to_js)?;
+        let config = preset(&id, patch_json.as_deref())?;
         Self::start(config, None, prefer_gpu).await
     }
 
@@ -299,9 +292,9 @@ impl Experiment {
         #[wasm_bindgen(js_name = preferGpu)] prefer_gpu: bool,
         #[wasm_bindgen(js_name = groupCheckpoint)] group_checkpoint: Option<Vec<u8>>,
     ) -> Result<Experiment, JsError> {
-        let previous = ExperimentResults::from_json(&results_json).map_err(to_js)?;
+        let previous = ExperimentResults::from_json(&results_json)?;
         if let Some(bytes) = &group_checkpoint {
-            crate::train::TrainerState::from_bytes(bytes).map_err(to_js)?;
+            crate::train::TrainerState::from_bytes(bytes)?;
         }
         let ex = Self::start(previous.config.clone(), Some(previous), prefer_gpu).await?;
         *ex.inner.pending_group.borrow_mut() = group_checkpoint;
@@ -315,11 +308,11 @@ impl Experiment {
     #[wasm_bindgen(unchecked_return_type = "Promise<Uint8Array | undefined>")]
     pub fn checkpoint(&self) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
-        wasm_bindgen_futures::future_to_promise(async move {
+        promise(async move {
             let mut run = inner.run.take().ok_or_else(|| JsError::new("Experiment.checkpoint() called while a step is pending (await it first)"))?;
             let bytes = run.checkpoint().await;
             inner.run.set(Some(run));
-            match bytes.map_err(to_js)? {
+            match bytes? {
                 Some(b) => Ok(js_sys::Uint8Array::from(&b[..]).into()),
                 None => Ok(JsValue::UNDEFINED),
             }
@@ -328,11 +321,8 @@ impl Experiment {
 
     /// Obtains the engine and plans the run.
     async fn start(config: ExperimentConfig, previous: Option<ExperimentResults>, prefer_gpu: bool) -> Result<Experiment, JsError> {
-        let choice = if prefer_gpu { BackendChoice::Auto } else { BackendChoice::Cpu };
-        let factory = BackendFactory::new(choice).await.map_err(to_js)?;
-        let on_gpu = prefer_gpu && factory.fallback_reason().is_none();
-        let fallback_reason = (!on_gpu).then(|| factory.fallback_reason().unwrap_or("the GPU was not requested").to_string());
-        let backend = factory.describe();
+        let factory = BackendFactory::new(Engine::choice(prefer_gpu)).await?;
+        let engine = Engine::of_factory(&factory, prefer_gpu);
         // IDX files of your own (a results file made by `sgd-lab`) cannot be fetched: such a run's report can be
         // shown here, but training it needs the CLI, which the first step that needs the data says.
         let needed: Vec<RealDataset> = config.dataset.iter().map(|d| d.name).filter(|n| *n != RealDataset::Idx).collect();
@@ -346,7 +336,7 @@ impl Experiment {
             )),
             Some(d) => run_data_from_raw(sets.borrow().get(&d.name).ok_or_else(|| missing(d.name))?, d),
         };
-        let mut run = ExperimentRun::new(config, None, factory, Box::new(source), previous, HashMap::new()).map_err(to_js)?;
+        let mut run = ExperimentRun::new(config, None, factory, Box::new(source), previous, HashMap::new())?;
         run.keep_all_params(KEPT_PARAMS_BYTES);
         let jobs = run.jobs().iter().map(|j| JobSummary { index: j.index, label: j.label.clone(), models: j.train.models.len(), steps: j.train.steps }).collect();
         let inner = Inner {
@@ -358,9 +348,9 @@ impl Experiment {
             raw,
             needed,
             pending_group: RefCell::new(None),
-            backend: backend.clone(),
+            backend: engine.description.clone(),
         };
-        Ok(Experiment { inner: Rc::new(inner), jobs, backend, on_gpu, fallback_reason })
+        Ok(Experiment { inner: Rc::new(inner), jobs, engine })
     }
 
     /// The real data sets the config needs, e.g. `["fashion-mnist"]` (empty for synthetic `data`): add
@@ -385,12 +375,12 @@ impl Experiment {
     ) -> Result<(), JsError> {
         let set = RealDataset::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
             let known: Vec<&str> = RealDataset::ALL.iter().map(|d| d.name()).collect();
-            to_js(LabError::config("name", format!("unknown data set {name:?}; the lab knows {}", known.join(", "))))
+            LabError::config("name", format!("unknown data set {name:?}; the lab knows {}", known.join(", ")))
         })?;
         if !self.inner.needed.contains(&set) {
-            return Err(to_js(LabError::config("name", format!("this experiment does not use {name}; it needs {:?}", self.needed_datasets()))));
+            return Err(LabError::config("name", format!("this experiment does not use {name}; it needs {:?}", self.needed_datasets())).into());
         }
-        let raw = RawData::from_files(set, &train_images, &train_labels, &test_images, &test_labels).map_err(to_js)?;
+        let raw = RawData::from_files(set, &train_images, &train_labels, &test_images, &test_labels)?;
         self.inner.raw.borrow_mut().insert(set, raw);
         Ok(())
     }
@@ -402,10 +392,7 @@ impl Experiment {
     #[wasm_bindgen(unchecked_return_type = "Promise<RunEvent[]>")]
     pub fn step(&self) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let events = inner.step().await?;
-            Ok(to_value(&events)?)
-        })
+        promise(async move { to_json_value(&inner.step().await?) })
     }
 
     /// Steps until the experiment is done or `signal` aborts, calling `onEvent` with each event in
@@ -420,6 +407,7 @@ impl Experiment {
         #[wasm_bindgen(unchecked_optional_param_type = "AbortSignal")] signal: Option<js_sys::Object>,
     ) -> js_sys::Promise {
         let inner = Rc::clone(&self.inner);
+        // Not `promise`: whatever `onEvent` throws rejects the promise as it is.
         wasm_bindgen_futures::future_to_promise(async move {
             let aborted = || signal.as_ref().is_some_and(|s| js_sys::Reflect::get(s, &"aborted".into()).is_ok_and(|a| a.is_truthy()));
             loop {
@@ -427,7 +415,7 @@ impl Experiment {
                     return Ok(JsValue::from(inner.finished.get() && !inner.cancelled.get()));
                 }
                 for event in inner.step().await? {
-                    on_event.call1(&JsValue::NULL, &to_value(&event)?)?;
+                    on_event.call1(&JsValue::NULL, &to_json_value(&event)?)?;
                 }
                 next_tick().await?;
             }
@@ -452,35 +440,23 @@ impl Experiment {
         self.inner.fraction.get()
     }
 
-    /// What trains the models, e.g. `"GPU: SwiftShader Device (WebGPU)"` or `"CPU (f32)"`.
-    #[wasm_bindgen(getter)]
-    pub fn backend(&self) -> String {
-        self.backend.clone()
-    }
+}
 
-    /// True when the models train on the GPU.
-    #[wasm_bindgen(getter, js_name = onGpu)]
-    pub fn on_gpu(&self) -> bool {
-        self.on_gpu
-    }
+engine_getters!(Experiment);
 
-    /// Why the CPU is used (no WebGPU, no adapter, not requested, ...); `undefined` on the GPU.
-    #[wasm_bindgen(getter, js_name = fallbackReason)]
-    pub fn fallback_reason(&self) -> Option<String> {
-        self.fallback_reason.clone()
-    }
-
+#[wasm_bindgen]
+impl Experiment {
     /// The plan (`JobSummary[]`): every job with its label, number of models and steps.
     #[wasm_bindgen(getter, unchecked_return_type = "JobSummary[]")]
     pub fn jobs(&self) -> Result<JsValue, JsError> {
-        to_value(&self.jobs)
+        to_json_value(&self.jobs)
     }
 
     /// The results so far (`ExperimentResults`): finished jobs and interpolations, as plain objects
     /// (a diverged model's losses may be NaN here; `resultsJson()` writes them as `null`).
     #[wasm_bindgen(unchecked_return_type = "ExperimentResults")]
     pub fn results(&self) -> Result<JsValue, JsError> {
-        to_value(&*self.inner.results.borrow())
+        to_json_value(&*self.inner.results.borrow())
     }
 
     /// The results so far as JSON: save it to continue later with [`Experiment::resume`].
@@ -505,22 +481,22 @@ impl Experiment {
         let run = self.inner.run.take().ok_or_else(|| JsError::new("Experiment.parametersSafetensors() called while a step is pending (await it first)"))?;
         let bytes = run.params_safetensors(job);
         self.inner.run.set(Some(run));
-        bytes.map_err(to_js)
+        Ok(bytes?)
     }
 
     /// The claims report of the results (`Report`): verdicts, tables, SVG figures and Markdown (figures
     /// linked as `figures/<name>.svg`). Throws if the results cannot be reported (e.g. jobs missing).
     #[wasm_bindgen(unchecked_return_type = "Report")]
     pub fn report(&self) -> Result<JsValue, JsError> {
-        let report = report::build(&self.inner.results.borrow()).map_err(to_js)?;
+        let report = report::build(&self.inner.results.borrow())?;
         let markdown = report.to_markdown("figures");
-        to_value(&ReportWithMarkdown { report, markdown })
+        to_json_value(&ReportWithMarkdown { report, markdown })
     }
 
     /// The claims report without its figures' SVG (`ReportSummary`).
     #[wasm_bindgen(js_name = reportSummary, unchecked_return_type = "ReportSummary")]
     pub fn report_summary(&self) -> Result<JsValue, JsError> {
-        let report = report::build(&self.inner.results.borrow()).map_err(to_js)?;
-        to_value(&report.summary())
+        let report = report::build(&self.inner.results.borrow())?;
+        to_json_value(&report.summary())
     }
 }
