@@ -15,16 +15,15 @@ use crate::error::Result;
 /// Size of a scatter or line figure in pixels.
 const XY_SIZE: (u32, u32) = (720, 480);
 
-/// Marker shape of a figure of points.
+/// The marks of a figure of points.
 #[derive(Clone, Copy, PartialEq)]
 enum Marks {
     Scatter,
     Lines,
 }
 
-
 /// Scatter plot: one colour of filled circles per series, error bars where given, a legend of series names,
-/// and grey labelled reference lines. See the [module docs](self) for how non-finite points are handled.
+/// and grey labelled reference lines. See the [module docs](super) for how non-finite points are handled.
 ///
 /// Errors: no series, error bars of the wrong length, a non-finite reference value, or no drawable point.
 pub fn scatter_svg(title: &str, x: &Axis, y: &Axis, series: &[Series], refs: &[RefLine]) -> Result<String> {
