@@ -6,7 +6,8 @@
 //! Design notes: `docs/hessian.md`.
 //!
 //! Loss landscapes ([`landscape`]): interpolations between two parameter sets and 1-D / 2-D slices along
-//! filter-normalised random directions (`docs/landscape.md`); figures ([`plot`]) and the CLI's runs ([`run`]);
+//! filter-normalised random directions (`docs/landscape.md`); figures ([`plot`], in the style of every figure:
+//! [`figure_style`]) and the CLI's runs ([`run`]);
 //! the page's 2-D landscape of a running trainer, PCA or random plane ([`landscape2d`]).
 //!
 //! Everything above the HVP is generic over an [`HvpOperator`]: K symmetric operators of one dimension,
@@ -16,6 +17,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod eigen;
+pub mod figure_style;
 pub mod landscape;
 pub mod landscape2d;
 pub mod noise;

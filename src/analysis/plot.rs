@@ -1,16 +1,23 @@
 //! SVG figures of landscapes, natively (the CLI) and in wasm (the page's free play): `plotters`' SVG backend
 //! writes `<text>` elements, so no font files are needed. A line plot of loss and accuracy against α, and a
 //! heatmap of the loss with contour lines and an optional trajectory, which also reports the pixel box of its
-//! plot area so that a page can map the pointer to plane coordinates without guessing.
+//! plot area so that a page can map the pointer to plane coordinates without guessing. Colours, fonts and
+//! stroke widths are those of every figure ([`super::figure_style`]).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters_backend::{self as pb, BackendColor, BackendCoord, DrawingErrorKind};
 
+use super::figure_style;
 use super::landscape::Landscape;
 use crate::error::{LabError, Result};
 
-const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+/// Title sizes of the landscape figures: larger (line plot) and smaller (heatmap) than the style's
+/// `font.title`, kept so that the figures' layout, and the heatmap's [`PlotBox`] that the page maps the
+/// pointer with, stay what they were when the style was unified.
+const LINE_TITLE_SIZE: u32 = 20;
+/// See [`LINE_TITLE_SIZE`].
+const HEATMAP_TITLE_SIZE: u32 = 16;
 
 fn plot_err<E: std::fmt::Display>(e: E) -> LabError {
     LabError::Io(format!("drawing the figure failed: {e}"))
@@ -22,11 +29,12 @@ pub fn line_svg(l: &Landscape, title: &str, marks: &[(f64, &str)]) -> Result<Str
     if l.betas.is_some() || l.alphas.len() < 2 {
         return Err(LabError::Backend("a line plot needs a 1-D landscape of at least 2 points".into()));
     }
+    let st = figure_style::style();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let root = root.titled(title, ("sans-serif", 20)).map_err(plot_err)?;
+        let root = root.titled(title, st.font(LINE_TITLE_SIZE)).map_err(plot_err)?;
         let (left, right) = root.split_horizontally(480);
         let (a0, a1) = (l.alphas[0], *l.alphas.last().expect("2 points"));
         let finite = |v: &f64| v.is_finite();
@@ -38,22 +46,24 @@ pub fn line_svg(l: &Landscape, title: &str, marks: &[(f64, &str)]) -> Result<Str
         let mut acc = ChartBuilder::on(&right).margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(a0..a1, 0.0..1.0).map_err(plot_err)?;
         acc.configure_mesh().x_desc("α").y_desc("accuracy").light_line_style(WHITE.mix(0.0)).draw().map_err(plot_err)?;
         for &(x, label) in marks {
-            let grey = RGBColor(150, 150, 150);
-            loss.draw_series(LineSeries::new([(x, lmin), (x, lmax)], grey.stroke_width(1))).map_err(plot_err)?;
-            loss.draw_series([Text::new(label.to_string(), (x + 0.01 * (a1 - a0), lmin + 0.03 * (lmax - lmin)), ("sans-serif", 14).into_font().color(&grey))]).map_err(plot_err)?;
-            acc.draw_series(LineSeries::new([(x, 0.0), (x, 1.0)], grey.stroke_width(1))).map_err(plot_err)?;
+            let (grey, thin) = (st.reference.0, st.stroke.thin);
+            loss.draw_series(LineSeries::new([(x, lmin), (x, lmax)], grey.stroke_width(thin))).map_err(plot_err)?;
+            loss.draw_series([Text::new(label.to_string(), (x + 0.01 * (a1 - a0), lmin + 0.03 * (lmax - lmin)), st.font(st.font.label).into_font().color(&grey))]).map_err(plot_err)?;
+            acc.draw_series(LineSeries::new([(x, 0.0), (x, 1.0)], grey.stroke_width(thin))).map_err(plot_err)?;
         }
-        for (s, c) in l.sets.iter().zip(COLORS.iter().cycle()) {
+        let line = st.stroke.line;
+        for (k, s) in l.sets.iter().enumerate() {
+            let c = st.series_colour(k);
             let pts = l.alphas.iter().zip(&s.loss).filter(|(_, v)| finite(v)).map(|(&a, &v)| (a, v));
-            loss.draw_series(LineSeries::new(pts, c.stroke_width(2)))
+            loss.draw_series(LineSeries::new(pts, c.stroke_width(line)))
                 .map_err(plot_err)?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(line)));
             let pts = l.alphas.iter().zip(&s.accuracy).map(|(&a, &v)| (a, v));
-            acc.draw_series(LineSeries::new(pts, c.stroke_width(2)))
+            acc.draw_series(LineSeries::new(pts, c.stroke_width(line)))
                 .map_err(plot_err)?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(line)));
         }
         loss.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperMiddle).draw().map_err(plot_err)?;
         acc.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerMiddle).draw().map_err(plot_err)?;
@@ -108,19 +118,6 @@ impl DrawingBackend for SvgText<'_> {
     fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
         self.0.blit_bitmap(pos, size, src)
     }
-}
-
-/// Viridis, sampled at 9 points and linearly interpolated (t in [0, 1]).
-fn viridis(t: f64) -> RGBColor {
-    const V: [(u8, u8, u8); 9] = [
-        (68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
-        (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37),
-    ];
-    let x = t.clamp(0.0, 1.0) * (V.len() - 1) as f64;
-    let i = (x.floor() as usize).min(V.len() - 2);
-    let f = x - i as f64;
-    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
-    RGBColor(mix(V[i].0, V[i + 1].0), mix(V[i].1, V[i + 1].1), mix(V[i].2, V[i + 1].2))
 }
 
 /// Line segments of the level set `z = level` of a grid `z[j·nx + i]` at `(xs[i], ys[j])` (marching squares;
@@ -247,12 +244,13 @@ pub fn heatmap_figure(l: &Landscape, set: usize, title: &str, levels: usize, sty
     let (x0, x1) = (half(xs, 0).0, half(xs, xs.len() - 1).1);
     let (y0, y1) = (half(ys, 0).0, half(ys, ys.len() - 1).1);
     const SIZE: (u32, u32) = (720, 600);
+    let st = figure_style::style();
     let mut svg = String::new();
     let plot_box;
     {
         let root = SvgText(SVGBackend::with_string(&mut svg, SIZE)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let root = root.titled(title, ("sans-serif", 16)).map_err(plot_err)?;
+        let root = root.titled(title, st.font(HEATMAP_TITLE_SIZE)).map_err(plot_err)?;
         let (main, bar): (DrawingArea<_, Shift>, _) = root.split_horizontally(600);
         let mut chart = ChartBuilder::on(&main).margin(12).x_label_area_size(40).y_label_area_size(50).build_cartesian_2d(x0..x1, y0..y1).map_err(plot_err)?;
         // a tick a rounding error below zero would print as -0.0
@@ -280,7 +278,7 @@ pub fn heatmap_figure(l: &Landscape, set: usize, title: &str, levels: usize, sty
         chart
             .draw_series(cells.map(|(i, j)| {
                 let v = z[j * xs.len() + i];
-                let colour = if v.is_finite() { viridis(t(v)) } else { RGBColor(255, 255, 255) };
+                let colour = if v.is_finite() { st.colour_map(t(v)) } else { st.missing.0 };
                 let ((a, b), (c, d)) = (half(xs, i), half(ys, j));
                 Rectangle::new([(a, c), (b, d)], colour.filled())
             }))
@@ -288,38 +286,38 @@ pub fn heatmap_figure(l: &Landscape, set: usize, title: &str, levels: usize, sty
         for n in 1..=levels {
             let level = zmin + (zmax - zmin) * n as f64 / (levels + 1) as f64;
             let segs = contour_segments(xs, ys, &z, level);
-            chart.draw_series(segs.into_iter().map(|(p, q)| PathElement::new(vec![p, q], WHITE.mix(0.8).stroke_width(1)))).map_err(plot_err)?;
+            chart.draw_series(segs.into_iter().map(|(p, q)| PathElement::new(vec![p, q], WHITE.mix(0.8).stroke_width(st.stroke.thin)))).map_err(plot_err)?;
         }
         if let Some(path) = &style.path {
-            let ink = RGBColor(255, 120, 0);
-            chart.draw_series(LineSeries::new(path.iter().copied(), ink.stroke_width(2))).map_err(plot_err)?;
+            let (ink, line) = (st.trajectory.0, st.stroke.line);
+            chart.draw_series(LineSeries::new(path.iter().copied(), ink.stroke_width(line))).map_err(plot_err)?;
             chart.draw_series(path.iter().map(|&p| Circle::new(p, 3, ink.filled()))).map_err(plot_err)?;
             if let Some(&first) = path.first() {
-                chart.draw_series([Circle::new(first, 7, ink.stroke_width(2))]).map_err(plot_err)?;
+                chart.draw_series([Circle::new(first, 7, ink.stroke_width(line))]).map_err(plot_err)?;
             }
         }
-        chart.draw_series([Cross::new((0.0, 0.0), 6, RED.stroke_width(2))]).map_err(plot_err)?;
+        chart.draw_series([Cross::new((0.0, 0.0), 6, st.centre.0.stroke_width(st.stroke.line))]).map_err(plot_err)?;
         // colour bar in log10 loss, labelled with the loss itself
         let mut cb = ChartBuilder::on(&bar)
             .margin_top(12)
             .margin_bottom(52)
             .margin_right(8)
             .y_label_area_size(50)
-            .caption(format!("{} loss", s.name), ("sans-serif", 13))
+            .caption(format!("{} loss", s.name), st.font(st.font.note))
             .build_cartesian_2d(0.0..1.0, zmin..zmax)
             .map_err(plot_err)?;
         cb.configure_mesh()
             .disable_mesh()
             .disable_x_axis()
             .y_labels(8)
-            .y_label_style(("sans-serif", 12))
+            .y_label_style(st.font(st.font.tick))
             .y_label_formatter(&|v| format!("{:.3}", 10f64.powf(*v)))
             .draw()
             .map_err(plot_err)?;
         let steps = 100;
         cb.draw_series((0..steps).map(|k| {
             let (lo, hi) = (zmin + (zmax - zmin) * k as f64 / steps as f64, zmin + (zmax - zmin) * (k + 1) as f64 / steps as f64);
-            Rectangle::new([(0.0, lo), (1.0, hi)], viridis((k as f64 + 0.5) / steps as f64).filled())
+            Rectangle::new([(0.0, lo), (1.0, hi)], st.colour_map((k as f64 + 0.5) / steps as f64).filled())
         }))
         .map_err(plot_err)?;
         root.present().map_err(plot_err)?;

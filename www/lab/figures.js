@@ -14,6 +14,7 @@
 // finite points drawn (read by tests/e2e/lab.test.mjs and embed.test.mjs). The embeddable <sgd-lab> element
 // (www/embed/sgd-lab.js) shows one of them: `new LiveFigures(parent, { only: name })`, names from figureNames().
 import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { rampColour, seriesColour } from "./figure-style.js";
 
 const HEIGHT = 230;
 const finite = (v) => typeof v === "number" && Number.isFinite(v);
@@ -28,17 +29,8 @@ export function fmt(v) {
   return a >= 1e-3 && a < 1e5 ? String(Number(v.toPrecision(3))) : v.toExponential(2);
 }
 
-const CATEGORICAL = ["#1f5fbf", "#c0392b", "#2e7d32", "#7b3fa0", "#b35c00", "#00796b", "#ad1457", "#5d4037", "#455a64", "#827717"];
-const GRADIENT = [[49, 54, 149], [69, 117, 180], [116, 173, 209], [244, 109, 67], [215, 48, 39], [165, 0, 38]];
-
-/** A colour on a blue (t = 0) → red (t = 1) scale. */
-function gradient(t) {
-  const x = Math.min(1, Math.max(0, t)) * (GRADIENT.length - 1);
-  const i = Math.min(GRADIENT.length - 2, Math.floor(x));
-  const f = x - i;
-  const c = GRADIENT[i].map((v, k) => Math.round(v + f * (GRADIENT[i + 1][k] - v)));
-  return `rgb(${c.join(",")})`;
-}
+// Colours: the figures' one style (figure-style.js, shared with the CLI's and the report's SVG figures):
+// seriesColour(i) for series in order, rampColour(t) (blue → red) for series coloured by a value.
 
 /**
  * Aligned data for uPlot from points {key, label, x, y, order?, color?, t?, dash?}: one series per key, the
@@ -61,7 +53,7 @@ export function collect(points, { logX = false, logY = false } = {}) {
   const list = [...groups.values()].sort((a, b) => a.order - b.order || a.label.localeCompare(b.label));
   const series = list.map((g, i) => ({
     label: g.label,
-    color: g.color ?? (g.t != null ? gradient(g.t) : CATEGORICAL[i % CATEGORICAL.length]),
+    color: g.color ?? (g.t != null ? rampColour(g.t) : seriesColour(i)),
     dash: g.dash,
     values: sortedX.map((x) => (g.at.has(x) ? mean(g.at.get(x)) : null)),
   }));
@@ -91,7 +83,7 @@ function sweepPoints(results, y) {
     key: `${m.tag.budget_index}|${m.tag.lr}`,
     label: `η=${fmt(m.tag.lr)} · ${m.tag.budget}`,
     order: m.tag.budget_index * 1000 + lrs.indexOf(m.tag.lr),
-    color: CATEGORICAL[lrs.indexOf(m.tag.lr) % CATEGORICAL.length],
+    color: seriesColour(lrs.indexOf(m.tag.lr)),
     dash: m.tag.budget_index > 0 ? [6, 4] : undefined,
     x: ratio(m.tag),
     y: y(m),
@@ -193,7 +185,7 @@ function edgePoints(results, y = (s) => s.lambda_max) {
     key: `${m.tag.lr}|${m.tag.batch_size}|${m.tag.seed}`,
     label: `${edgeLabel(m)}${m.tag.seed !== 1 ? `, seed ${m.tag.seed}` : ""}`,
     order: lrs.indexOf(m.tag.lr) * 10 + (m.tag.batch_size === m.tag.train_size ? 0 : 1),
-    color: CATEGORICAL[lrs.indexOf(m.tag.lr) % CATEGORICAL.length],
+    color: seriesColour(lrs.indexOf(m.tag.lr)),
     dash: m.tag.batch_size === m.tag.train_size ? undefined : [2, 3],
     x: s.step, y: y(s),
   })));
@@ -205,7 +197,7 @@ function edgeThresholds(results, xs) {
   const byLr = new Map();
   for (const m of models(results)) for (const s of m.sharpness ?? []) if (finite(s.threshold)) byLr.set(m.tag.lr, s.threshold);
   return lrs.filter((lr) => byLr.has(lr)).map((lr) => ({
-    label: `2/η for η=${fmt(lr)}`, color: CATEGORICAL[lrs.indexOf(lr) % CATEGORICAL.length], dash: [8, 5], width: 1,
+    label: `2/η for η=${fmt(lr)}`, color: seriesColour(lrs.indexOf(lr)), dash: [8, 5], width: 1,
     values: xs.map(() => byLr.get(lr)), threshold: true,
   }));
 }
@@ -247,7 +239,7 @@ class LiveFigure {
     // Warm up (now, while nothing runs) the code that adds, draws and drops a series, so the first real
     // update during a run is as cheap as the later ones.
     this.plot.batch(() => {
-      this.plot.addSeries(this.seriesOptions({ label: "warm-up", color: CATEGORICAL[0] }), 1);
+      this.plot.addSeries(this.seriesOptions({ label: "warm-up", color: seriesColour(0) }), 1);
       this.plot.setData([[1, 2, 3], [1, 2, 3]]);
     });
     this.plot.batch(() => {
