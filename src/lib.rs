@@ -11,6 +11,8 @@
 
 pub mod analysis;
 pub mod backend;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod experiments;

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use sgd_lab::train::trace::{batches_from_safetensors, params_from_safetensors};
+use sgd_lab::train::safetensors::{batches_from_safetensors, params_from_safetensors};
 
 fn sgd_lab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sgd-lab"))
@@ -193,7 +193,7 @@ fn hessian_writes_the_top_eigenvectors_orthonormal_each_an_eigenvector_of_the_he
     let (dir, cfg, params) = trained_pair("hessian-eigenvectors");
     let file = dir.join("eigenvectors.safetensors");
     let v = hessian_json(&cfg, &params, &["--seed", "3", "--top-k", "3", "--trace-samples", "0", "--ascent-steps", "0", "--eigenvectors", file.to_str().unwrap()]);
-    let back = sgd_lab::train::trace::vectors_from_safetensors(&std::fs::read(&file).unwrap()).unwrap();
+    let back = sgd_lab::train::safetensors::vectors_from_safetensors(&std::fs::read(&file).unwrap()).unwrap();
     let (backend, h, _, layout) = f64_backend(&cfg, &params);
     let p = layout.params_per_model;
     assert_eq!((&back.layout, &back.lead[..]), (&layout, &[2, 3][..]));
@@ -234,7 +234,7 @@ fn hessian_writes_the_epsilon_sharpness_maximiser_inside_the_box_and_the_loss_th
     let (dir, cfg, params) = trained_pair("hessian-maximiser");
     let file = dir.join("maximiser.safetensors");
     let v = hessian_json(&cfg, &params, &["--trace-samples", "0", "--epsilon", "0.01", "--ascent-steps", "4", "--epsilon-maximiser", file.to_str().unwrap()]);
-    let back = sgd_lab::train::trace::vectors_from_safetensors(&std::fs::read(&file).unwrap()).unwrap();
+    let back = sgd_lab::train::safetensors::vectors_from_safetensors(&std::fs::read(&file).unwrap()).unwrap();
     let (mut backend, h, theta, layout) = f64_backend(&cfg, &params);
     let p = layout.params_per_model;
     assert_eq!((&back.layout, &back.lead[..]), (&layout, &[2][..]));

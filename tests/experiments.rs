@@ -273,7 +273,7 @@ fn an_interpolation_without_the_kept_parameters_says_where_they_should_have_been
 #[test]
 fn each_jobs_exported_parameters_are_the_bits_an_independent_training_of_that_job_ends_with() {
     use sgd_lab::backend::Backend;
-    use sgd_lab::train::trace::params_from_safetensors;
+    use sgd_lab::train::safetensors::params_from_safetensors;
     use sgd_lab::train::Trainer;
     let cfg = ExperimentConfig::from_json(TINY_SWEEP).unwrap();
     let mut run = ExperimentRun::new(cfg, None, cpu(), synthetic(), None, HashMap::new()).unwrap();

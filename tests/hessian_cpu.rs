@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use sgd_lab::analysis::eigen::{lanczos, power_iteration, LanczosOptions, LanczosResult, PowerOptions};
 use sgd_lab::backend::cpu::hvp::{cpu_hvp_exact, hvp_reference};
-use sgd_lab::analysis::trace::{hutchinson, HutchinsonOptions};
+use sgd_lab::analysis::hutchinson::{hutchinson, HutchinsonOptions};
 use sgd_lab::analysis::{BackendOperator, DenseOperator, Subset};
 use sgd_lab::backend::cpu::{loss_and_grad, CpuBackend};
 use sgd_lab::backend::{Backend, DataHandle};

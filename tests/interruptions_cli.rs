@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sgd_lab::experiments::results::ExperimentResults;
-use sgd_lab::train::trace::params_from_safetensors;
+use sgd_lab::train::safetensors::params_from_safetensors;
 
 /// Three groups (one per B) of two seeds, long enough (seconds each) to be killed between checkpoints,
 /// then the interpolations between the kept minima.

@@ -1,9 +1,9 @@
-//! The page's 2-D landscape (`FreePlay.landscape2d` runs exactly `analysis::landscape2d::landscape_2d`) on a
+//! The page's 2-D landscape (`FreePlay.landscape2d` runs exactly `train::landscape2d::landscape_2d`) on a
 //! small trainer on the CPU backend: the grid's centre is the trained model, the PCA trajectory ends at the
 //! origin and rebuilds a planar trajectory, the parameters are put back, and bad options are named.
 #![cfg(not(target_arch = "wasm32"))]
 
-use sgd_lab::analysis::landscape2d::{landscape_2d, Landscape2dOptions, PlaneDirections, SnapshotLog};
+use sgd_lab::train::landscape2d::{landscape_2d, Landscape2dOptions, PlaneDirections, SnapshotLog};
 use sgd_lab::backend::cpu::CpuBackend;
 use sgd_lab::backend::Backend;
 use sgd_lab::train::{TrainConfig, Trainer};

@@ -66,10 +66,10 @@ fn interpolate_and_slice_write_json_csv_and_svg() {
     assert!(out.join("directions.safetensors").exists());
 
     // PCA directions of the trajectory (steps 0, 6, 12, 18 and the final 20), drawn over the heatmap
-    let traj = sgd_lab::train::trace::trajectory_from_safetensors(&std::fs::read(run.join("trajectory.safetensors")).unwrap()).unwrap();
+    let traj = sgd_lab::train::safetensors::trajectory_from_safetensors(&std::fs::read(run.join("trajectory.safetensors")).unwrap()).unwrap();
     assert_eq!(traj.steps, [0, 6, 12, 18, 20]);
     assert_eq!(traj.models, 2);
-    let (_, fin) = sgd_lab::train::trace::params_from_safetensors(&std::fs::read(&params).unwrap()).unwrap();
+    let (_, fin) = sgd_lab::train::safetensors::params_from_safetensors(&std::fs::read(&params).unwrap()).unwrap();
     assert_eq!(&traj.params[4 * fin.len()..], &fin[..], "the last snapshot is the final parameters");
     let out = dir.join("pca");
     let st = sgd_lab()

@@ -193,7 +193,7 @@ async fn an_aborted_signal_pauses_run_and_a_throwing_on_event_rejects_it_without
 
 #[wasm_bindgen_test]
 async fn parameters_safetensors_gives_each_finished_groups_models_and_names_a_group_it_cannot() {
-    use sgd_lab::train::trace::params_from_safetensors;
+    use sgd_lab::train::safetensors::params_from_safetensors;
     let ex = cpu(RATIO_SWEEP, None).await.unwrap();
     let err = |r: Result<Vec<u8>, JsError>| message(&JsValue::from(r.unwrap_err()));
     let e = err(ex.parameters_safetensors(0));

@@ -1,14 +1,14 @@
 //! Analyses built on batches of models.
 //!
 //! Curvature of the loss at a point: exact Hessian-vector products (`backend::curvature`, CPU and GPU halves in `backend::{cpu,gpu}::hvp`), the top eigenvalues by
-//! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`trace`]); Keskar's
+//! Lanczos and power iteration ([`eigen`]), the trace by Hutchinson's estimator ([`hutchinson`]); Keskar's
 //! ε-sharpness by projected gradient ascent in a box ([`sharpness`]); the gradient-noise scale B_simple ([`noise`]).
 //! Design notes: `docs/hessian.md`.
 //!
 //! Loss landscapes ([`landscape`]): interpolations between two parameter sets and 1-D / 2-D slices along
-//! filter-normalised random directions (`docs/landscape.md`); figures ([`plot`], in the style of every figure:
-//! [`figure_style`]) and the CLI's runs ([`run`]);
-//! the page's 2-D landscape of a running trainer, PCA or random plane ([`landscape2d`]).
+//! filter-normalised random directions (`docs/landscape.md`) and their figures ([`plot`], in the style of every figure: [`figure_style`]). The page's 2-D
+//! landscape of a running trainer lives in `train::landscape2d`, the CLI's landscape runs in `cli::landscape`:
+//! this folder uses only the backends, the model and the data, nothing above them.
 //!
 //! Everything above the HVP is generic over an [`HvpOperator`]: K symmetric operators of one dimension,
 //! applied together (K models share one GPU pass), in f64 on the host. [`BackendOperator`] adapts any
@@ -18,14 +18,11 @@
 
 pub mod eigen;
 pub mod figure_style;
+pub mod hutchinson;
 pub mod landscape;
-pub mod landscape2d;
 pub mod noise;
 pub mod plot;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod run;
 pub mod sharpness;
-pub mod trace;
 
 use crate::backend::curvature::Curvature;
 use crate::backend::DataHandle;
@@ -127,7 +124,7 @@ impl HvpOperator for DenseOperator {
 
 /// Stream of a model's probe seed that [`eigen::lanczos`] draws its start vector from.
 pub const LANCZOS_STREAM: u64 = 0;
-/// Stream of a model's probe seed that [`trace::hutchinson`] draws its Rademacher vectors from.
+/// Stream of a model's probe seed that [`hutchinson::hutchinson`] draws its Rademacher vectors from.
 pub const HUTCHINSON_STREAM: u64 = 1;
 
 /// The random generator of one model's probes: ChaCha8 seeded with `seed` (rand_chacha's `seed_from_u64`),

@@ -2,9 +2,8 @@
 //! ([`plan`]), run chunk by chunk on any backend ([`runner`]) into saved, resumable, mergeable
 //! [`results`], and judged by a claims report per preset ([`report`]) with the statistics in [`stats`]
 //! and the SVG figures in [`figures`]. Presets ship as JSON files in `presets/` ([`presets`]).
+//! The command line's `run`, `merge` and `report` (files in a run directory) are in `cli::experiments`.
 
-#[cfg(not(target_arch = "wasm32"))]
-pub mod cli;
 pub mod figures;
 pub mod plan;
 pub mod presets;

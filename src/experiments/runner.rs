@@ -224,7 +224,7 @@ impl ExperimentRun {
         self.keep_all = Some(limit_bytes);
     }
 
-    /// The final parameters of finished job `job`'s K models as safetensors (see [`crate::train::trace`]:
+    /// The final parameters of finished job `job`'s K models as safetensors (see [`crate::train::safetensors`]:
     /// `layers.{l}.weight` `[K, out, in]`, `layers.{l}.bias` `[K, out]`, metadata `layout` and `config`, the
     /// job's training config whose `models` list gives each model's η, B and seed in order). Errors say why
     /// a job has none: not in the plan, not finished, finished before this run was resumed, or dropped by the
@@ -246,7 +246,7 @@ impl ExperimentRun {
             };
             return Err(LabError::config("job", format!("the final parameters of job {job} are not available: {why}")));
         };
-        crate::train::trace::params_to_safetensors(&j.train.model.layout(), values, Some(&j.train.to_json()))
+        crate::train::safetensors::params_to_safetensors(&j.train.model.layout(), values, Some(&j.train.to_json()))
     }
 
     /// True once `Finished` has been returned.

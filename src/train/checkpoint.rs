@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use ::safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use super::sampler::SamplerState;
@@ -109,7 +109,7 @@ impl TrainerState {
         let velocity = le_bytes(&self.optimizer.velocity, f32::to_le_bytes);
         let perms = le_bytes(&self.sampler.perms.concat(), u32::to_le_bytes);
         let crc = checksum(&state, annex, [&params, &velocity, &perms]);
-        let st = |e: safetensors::SafeTensorError| LabError::Backend(format!("safetensors: {e}"));
+        let st = |e: ::safetensors::SafeTensorError| LabError::Backend(format!("safetensors: {e}"));
         let views = [
             ("params", TensorView::new(Dtype::F32, vec![k, p], &params).map_err(st)?),
             ("velocity", TensorView::new(Dtype::F32, vec![k, p], &velocity).map_err(st)?),
@@ -125,7 +125,7 @@ impl TrainerState {
         .into_iter()
         .map(|(a, b)| (a.to_string(), b))
         .collect();
-        safetensors::tensor::serialize(views, Some(meta)).map_err(st)
+        ::safetensors::tensor::serialize(views, Some(meta)).map_err(st)
     }
 
     /// Reads bytes written by [`TrainerState::to_bytes`]: the state and its annex. Every refusal (not a

@@ -4,11 +4,16 @@
 //!
 //! The trainer records a [`TrainTrace`] — the initial parameters and every step's mini-batch
 //! indices — so that, with the final parameters, any run can be replayed elsewhere.
+//!
+//! Beside the trainer: its config and schedules ([`config`]), the mini-batch streams ([`sampler`]), its
+//! resumable state ([`checkpoint`]), the safetensors files of parameters, batches and trajectories
+//! ([`safetensors`]), and the page's 2-D landscape of a running trainer ([`landscape2d`]).
 
 pub mod checkpoint;
 pub mod config;
+pub mod landscape2d;
+pub mod safetensors;
 pub mod sampler;
-pub mod trace;
 
 use serde::Serialize;
 
@@ -542,7 +547,7 @@ impl<B: crate::backend::curvature::Curvature> Trainer<B> {
     /// Lanczos start and Hutchinson vectors come from its own [`Trainer::probe_seed`].
     pub async fn measure_curvature(&mut self, sh: &SharpnessSchedule) -> Result<Event> {
         use crate::analysis::eigen::{lanczos, LanczosOptions};
-        use crate::analysis::trace::{hutchinson, HutchinsonOptions};
+        use crate::analysis::hutchinson::{hutchinson, HutchinsonOptions};
         use crate::analysis::{BackendOperator, Subset};
         if sh.examples == 0 || sh.iterations == 0 {
             return Err(LabError::config("sharpness", "examples and iterations must be at least 1"));

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use super::engine::{engine_getters, promise, run_data_from_raw, to_object, Engine};
 use crate::analysis::landscape::{interpolate, linspace, EvalSet};
-use crate::analysis::landscape2d::{landscape_2d, Landscape2dOptions, SnapshotLog};
+use crate::train::landscape2d::{landscape_2d, Landscape2dOptions, SnapshotLog};
 use crate::backend::any::{make_backend, AnyBackend};
 use crate::backend::Backend;
 use crate::data::RawData;

@@ -40,7 +40,7 @@
 
 /**
  * Answers and news, worker → page (the owner's handlers get them, by `type`). Types from the engine
- * (src/web_experiments.rs, typed in pkg/sgd_lab.d.ts):
+ * (src/web/experiments.rs, typed in pkg/sgd_lab.d.ts):
  * @typedef {import("../pkg/sgd_lab.js").PresetInfo} PresetInfo
  * @typedef {import("../pkg/sgd_lab.js").JobSummary} JobSummary
  * @typedef {import("../pkg/sgd_lab.js").ExperimentConfig} ExperimentConfig

@@ -1,6 +1,6 @@
 //! Hessian-vector products of K models on the GPU (the [`Curvature`] implementation of [`GpuBackend`]).
 //!
-//! The same R-operator passes as the CPU reference (`analysis/hvp.rs`), built from the lab's kernels:
+//! The same R-operator passes as the CPU reference (`backend/cpu/hvp.rs`), built from the lab's kernels:
 //! the batched GEMM (`gemm.wgsl`, with epilogues 3–7 for the tangent parts), `r_softmax.wgsl` (δ and R(δ)
 //! of the logits), `bias_grad.wgsl` (accumulating mode) and `gather.wgsl` (contiguous rows). Buffers of
 //! their own: a work buffer with the primal *and* tangent activations/deltas of a chunk, the vectors `v`,

@@ -12,8 +12,8 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
-use super::landscape::{pca_directions, pick_model, random_direction, slice_2d, BiasMode, EvalSet, Landscape};
-use super::plot::{self, PlotBox};
+use crate::analysis::landscape::{pca_directions, pick_model, random_direction, slice_2d, BiasMode, EvalSet, Landscape};
+use crate::analysis::plot::{self, PlotBox};
 use crate::backend::perturb::Perturb;
 use crate::backend::Backend;
 use crate::error::{LabError, Result};

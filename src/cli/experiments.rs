@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::presets::preset_json;
-use super::report;
-use super::results::ExperimentResults;
-use super::runner::{ExperimentRun, RunEvent};
-use super::spec::ExperimentConfig;
 use crate::backend::any::{BackendChoice, BackendFactory};
 use crate::error::{LabError, Result};
-use crate::train::trace::{params_from_safetensors, params_to_safetensors};
+use crate::experiments::presets::preset_json;
+use crate::experiments::report;
+use crate::experiments::results::ExperimentResults;
+use crate::experiments::runner::{DataSource, ExperimentRun, RunEvent};
+use crate::experiments::spec::ExperimentConfig;
+use crate::train::safetensors::{params_from_safetensors, params_to_safetensors};
 
 /// What `sgd-lab run` was asked.
 #[derive(Clone, Debug)]
@@ -48,15 +48,6 @@ pub struct RunArgs {
 
 /// The mid-group checkpoint's file name in a run directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-
-/// Parses `--checkpoint-every`: seconds ≥ 0 (fractions allowed); zero means no checkpoints.
-pub fn parse_checkpoint_every(s: &str) -> std::result::Result<std::time::Duration, String> {
-    let secs: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds (e.g. 60, or 0.5; 0 turns checkpoints off)"))?;
-    if !(0.0..=1e9).contains(&secs) {
-        return Err(format!("must be between 0 and 1e9 seconds (0 turns checkpoints off), got {s}"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
 
 fn io<E: std::fmt::Display>(p: &Path) -> impl FnOnce(E) -> LabError + '_ {
     move |e| LabError::Io(format!("{}: {e}", p.display()))
@@ -173,7 +164,7 @@ fn factory(choice: BackendChoice) -> Result<BackendFactory> {
     Ok(f)
 }
 
-fn source(data_dir: &Path, allow_unpinned: bool) -> Box<dyn super::runner::DataSource> {
+fn source(data_dir: &Path, allow_unpinned: bool) -> Box<dyn DataSource> {
     let dir = data_dir.to_path_buf();
     Box::new(move |t: &crate::train::TrainConfig| t.load_data_allowing(&dir, allow_unpinned))
 }
@@ -280,60 +271,4 @@ fn write_report(results: &ExperimentResults, dir: &Path) -> Result<()> {
         eprintln!("sgd-lab: {:?}: {}", c.verdict, c.statement);
     }
     Ok(())
-}
-
-/// `sgd-lab data indices INPUT`: the exact examples behind a run, as JSON — for every distinct real data
-/// set of INPUT (a run directory or its `results.json`, an experiment preset id or file, or a training
-/// config), the rows of the training and validation sets in their files, the replaced labels as
-/// `[position, label]` pairs, and the provenance record; for a saved run, whether the rebuilt data match
-/// the record it saved (`matches_saved_record`). Synthetic sets are listed with their record only (they are
-/// regenerated from their config; `sgd-lab data export` writes them).
-pub fn data_indices(input: &str, data_dir: &Path, allow_unpinned: bool) -> Result<String> {
-    let path = Path::new(input);
-    let results_file = if path.is_dir() { path.join("results.json") } else { path.to_path_buf() };
-    let (configs, saved): (Vec<crate::train::TrainConfig>, Vec<crate::data::DataRecord>) =
-        if let Some(r) = results_file.exists().then(|| fs::read_to_string(&results_file).ok()).flatten().and_then(|t| ExperimentResults::from_json(&t).ok()) {
-            (super::plan::plan(&r.config)?.into_iter().map(|j| j.train).collect(), r.data)
-        } else if let Ok(cfg) = load_config(input, None) {
-            (super::plan::plan(&cfg)?.into_iter().map(|j| j.train).collect(), Vec::new())
-        } else {
-            let text = fs::read_to_string(path).map_err(|e| LabError::Io(format!("{input}: not a run directory, results file, preset or config ({e})")))?;
-            (vec![crate::train::TrainConfig::from_json(&text)?], Vec::new())
-        };
-    let mut seen: Vec<String> = Vec::new();
-    let mut out = Vec::new();
-    for t in configs {
-        let key = format!("{:?}|{:?}", t.data, t.dataset);
-        if seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
-        let mut entry = serde_json::Map::new();
-        let record = match &t.dataset {
-            Some(d) => {
-                let p = crate::data::load_named(d, data_dir, allow_unpinned)?;
-                let replaced = crate::data::provenance::replaced_labels(&p.corrupted, &p.train.labels);
-                entry.insert("dataset".into(), serde_json::to_value(d).expect("configs serialise"));
-                entry.insert("train_rows".into(), serde_json::to_value(&p.train_rows).expect("rows"));
-                entry.insert("validation_from".into(), serde_json::to_value(p.validation_from).expect("enum"));
-                entry.insert("validation_rows".into(), serde_json::to_value(&p.validation_rows).expect("rows"));
-                entry.insert("random_labels".into(), serde_json::to_value(&replaced).expect("pairs"));
-                p.record
-            }
-            None => {
-                let d = crate::train::RunData::synthetic(&t)?;
-                entry.insert("data".into(), serde_json::to_value(&t.data).expect("configs serialise"));
-                d.provenance.expect("synthetic data carry their record")
-            }
-        };
-        if let Some(s) = saved.iter().find(|s| s.same_selection(&record)) {
-            entry.insert("matches_saved_record".into(), serde_json::Value::Bool(*s == record));
-            if let Some(diff) = record.difference(s) {
-                entry.insert("difference".into(), serde_json::Value::String(diff));
-            }
-        }
-        entry.insert("record".into(), serde_json::to_value(&record).expect("records serialise"));
-        out.push(serde_json::Value::Object(entry));
-    }
-    Ok(serde_json::to_string_pretty(&serde_json::json!({ "data": out })).expect("json"))
 }

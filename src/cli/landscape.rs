@@ -1,5 +1,5 @@
-//! The `sgd-lab landscape …` commands as library functions (native only): read parameters and a config,
-//! compute the landscape on the chosen backend, write `landscape.json`, `landscape.csv` and SVG figures.
+//! `sgd-lab landscape interpolate|slice`: read parameters and a config, compute the landscape on the chosen
+//! backend, write `landscape.json`, `landscape.csv` and SVG figures (docs/landscape.md).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::landscape::{interpolate, linspace, pca_directions, pick_model, random_direction, slice_1d, slice_2d, BiasMode, EvalSet, Landscape};
-use super::plot;
+use super::args::{DirectionsArg, LandscapeCommand, LandscapeCommon};
+use crate::analysis::landscape::{interpolate, linspace, pca_directions, pick_model, random_direction, slice_1d, slice_2d, BiasMode, EvalSet, Landscape};
+use crate::analysis::plot;
 use crate::backend::any::{make_backend, AnyBackend, BackendChoice};
 use crate::backend::Backend;
 use crate::error::{LabError, Result};
 use crate::model::Layout;
-use crate::train::trace::{params_from_safetensors, params_to_safetensors, trajectory_from_safetensors};
+use crate::train::safetensors::{params_from_safetensors, params_to_safetensors, trajectory_from_safetensors};
 use crate::train::TrainConfig;
 
 /// What every landscape command shares.
@@ -82,6 +83,49 @@ pub struct SliceArgs {
     pub seed: u64,
     /// Bias directions.
     pub bias: BiasMode,
+}
+
+impl LandscapeCommon {
+    /// The flags as the runs take them, with the command's default data sets and number of examples.
+    fn into_common(self, sets: &[&str], examples: Option<usize>) -> Common {
+        Common {
+            config: self.config,
+            data_dir: self.data.data_dir,
+            allow_unpinned_data: self.data.allow_unpinned_data,
+            out: self.out,
+            backend: self.engine.choice(),
+            tile: self.tile,
+            chunk: self.chunk,
+            sets: self.sets.unwrap_or_else(|| sets.iter().map(|s| s.to_string()).collect()),
+            examples: self.examples.or(examples),
+        }
+    }
+}
+
+/// `sgd-lab landscape …`: runs the command, then says where it wrote.
+pub fn landscape(command: LandscapeCommand) -> Result<()> {
+    let out = match command {
+        LandscapeCommand::Interpolate { a, model_a, b, model_b, points, from, to, common } => {
+            let c = common.into_common(&["train", "validation", "test"], None);
+            run_interpolate(&c, &InterpolateArgs { a: (a, model_a), b: (b, model_b), points, range: (from, to) })?;
+            c.out
+        }
+        LandscapeCommand::Slice { params, directions, trajectory, model, dims, grid, from, to, seed, normalize_biases, common } => {
+            let c = common.into_common(&["train"], Some(2000));
+            let bias = if normalize_biases { BiasMode::Normalized } else { BiasMode::Zero };
+            let directions = match (directions, trajectory) {
+                (DirectionsArg::Pca, Some(trajectory)) => Directions::Pca { trajectory },
+                (DirectionsArg::Pca, None) => return Err(LabError::config("trajectory", "--directions pca needs --trajectory T.safetensors (from `sgd-lab train --snapshot-every N`)")),
+                (DirectionsArg::Random, Some(_)) => return Err(LabError::config("trajectory", "only used with --directions pca")),
+                (DirectionsArg::Random, None) => Directions::Random,
+            };
+            let range = from.zip(to);
+            run_slice(&c, &SliceArgs { params: (params, model), directions, dims, grid, range, seed, bias })?;
+            c.out
+        }
+    };
+    eprintln!("sgd-lab: wrote {}", out.display());
+    Ok(())
 }
 
 /// `landscape.json`: the landscape and how it was computed.

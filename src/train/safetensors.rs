@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use ::safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{LabError, Result};
 use crate::model::Layout;
@@ -127,7 +127,7 @@ fn layers_to_safetensors<T: Element>(layout: &Layout, values: &[T], lead: &[usiz
         .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(T::DTYPE, shape.clone(), data).map_err(st_err)?)))
         .collect::<Result<_>>()?;
     meta.insert("layout".to_string(), serde_json::to_string(layout).expect("layout serialises"));
-    safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
+    ::safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
 }
 
 /// Reads per-layer tensors of element type `T`: the layout, the leading dimensions and the flat values.
@@ -188,7 +188,7 @@ pub fn batches_to_safetensors(indices: &[u32], k: usize, batch: usize) -> Result
     let steps = indices.len() / (k * batch);
     let bytes: Vec<u8> = indices.iter().flat_map(|i| i.to_le_bytes()).collect();
     let view = TensorView::new(Dtype::U32, vec![steps, k, batch], &bytes).map_err(st_err)?;
-    safetensors::tensor::serialize([("indices", view)], None).map_err(st_err)
+    ::safetensors::tensor::serialize([("indices", view)], None).map_err(st_err)
 }
 
 /// Serialises the indices of a run whose batch size changes (a batch-size schedule): `indices`, u32 of
@@ -202,7 +202,7 @@ pub fn scheduled_batches_to_safetensors(indices: &[u32], k: usize, batch_sizes: 
     let bs: Vec<u8> = batch_sizes.iter().flat_map(|i| i.to_le_bytes()).collect();
     let a = TensorView::new(Dtype::U32, vec![indices.len()], &idx).map_err(st_err)?;
     let b = TensorView::new(Dtype::U32, vec![batch_sizes.len()], &bs).map_err(st_err)?;
-    safetensors::tensor::serialize([("indices", a), ("batch_sizes", b)], None).map_err(st_err)
+    ::safetensors::tensor::serialize([("indices", a), ("batch_sizes", b)], None).map_err(st_err)
 }
 
 /// Reads the indices written by [`batches_to_safetensors`]: `(indices, [steps, K, B])`.
@@ -260,7 +260,7 @@ pub fn trajectory_to_safetensors(t: &Trajectory, config_json: Option<&str>) -> R
     if let Some(c) = config_json {
         meta.insert("config".to_string(), c.to_string());
     }
-    safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
+    ::safetensors::tensor::serialize(views, Some(meta)).map_err(st_err)
 }
 
 /// Reads a trajectory written by [`trajectory_to_safetensors`].
@@ -287,7 +287,7 @@ pub fn trajectory_from_safetensors(bytes: &[u8]) -> Result<Trajectory> {
     Ok(Trajectory { layout, models: shape[1], steps, params })
 }
 
-fn st_err(e: safetensors::SafeTensorError) -> LabError {
+fn st_err(e: ::safetensors::SafeTensorError) -> LabError {
     LabError::Io(format!("safetensors: {e}"))
 }
 
