@@ -93,7 +93,9 @@ fn load_dir(dir: &Path) -> Result<Option<Saved>> {
 
 /// Saves results and any kept parameters not yet on disk.
 fn save(dir: &Path, run: &ExperimentRun) -> Result<()> {
-    write_atomic(&dir.join("results.json"), run.results().to_json().as_bytes())?;
+    // The kept parameters first, results.json last: a run killed between the two writes then lacks the group
+    // in results.json and reruns it (to the same bits), where the other order left a results.json naming a
+    // group whose parameters were never written, and a run directory that could not be resumed.
     for (job, values) in run.kept_params() {
         let p = dir.join("params").join(format!("job-{job}.safetensors"));
         if !p.exists() {
@@ -102,7 +104,7 @@ fn save(dir: &Path, run: &ExperimentRun) -> Result<()> {
             write_atomic(&p, &params_to_safetensors(&layout, values, Some(&run.jobs()[*job].train.to_json()))?)?;
         }
     }
-    Ok(())
+    write_atomic(&dir.join("results.json"), run.results().to_json().as_bytes())
 }
 
 /// Steps a run to the end with a progress bar, saving after every group, and checkpointing the group in
