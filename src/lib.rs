@@ -5,8 +5,11 @@
 //! shaders (wgpu/WebGPU) or on the CPU reference backend — and everything else in the lab (sweeps,
 //! Hessians, landscapes) is built from that one idea.
 //!
-//! Data flows one way: config → [`train`] → [`backend`] → kernels; events flow back up.
-//! See `docs/ARCHITECTURE.md` for the map of the code.
+//! Layers, each using only those below it: [`error`], [`model`], [`data`] (core) → [`backend`] (every
+//! capability trait with its CPU and GPU halves) → [`analysis`] (curvature, noise, landscapes over any backend)
+//! → [`train`] → [`experiments`] → the faces, `cli` (native) and `web` (wasm32). Data flows down
+//! (config → experiments → train/analysis → backend → kernels); events flow back up.
+//! See `docs/ARCHITECTURE.md` for the map of the code, one line per module.
 #![warn(missing_docs)]
 
 pub mod analysis;
