@@ -1,6 +1,7 @@
 // A small chart of the loss landscape along the straight line from the initial to the final parameters,
 // θ(α) = (1−α)·θ₀ + α·θ*, as computed by `FreePlay.interpolateFromInit` (uPlot, like loss-chart.js).
 import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { seriesColour } from "../lab/figure-style.js";
 
 const HEIGHT = 220;
 
@@ -20,8 +21,8 @@ export class LandscapeChart {
         ],
         series: [
           { label: "α" },
-          { label: "training-set loss", stroke: "#b42318", width: 2, points: { show: true, size: 5 } },
-          { label: "accuracy", scale: "acc", stroke: "#2e7d32", width: 1, dash: [4, 3] },
+          { label: "training-set loss", stroke: seriesColour(1), width: 2, points: { show: true, size: 5 } },
+          { label: "accuracy", scale: "acc", stroke: seriesColour(2), width: 1, dash: [4, 3] },
         ],
       },
       [[], [], []],

@@ -3,6 +3,7 @@
 // steps keeps a few thousand points, not millions.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { BoundedCurve } from "./bounded-curve.js";
+import { seriesColour } from "../lab/figure-style.js";
 
 /** Mini-batch loss of every step (past MAX_POINTS steps, its mean over each point's steps), and the full-training-set loss at each evaluation. */
 export class LossChart {
@@ -17,8 +18,9 @@ export class LossChart {
         axes: [{ label: "step" }, { label: "cross-entropy" }],
         series: [
           { label: "step" },
-          { label: "mini-batch loss", stroke: "#8fb3f0", width: 1 },
-          { label: "training-set loss", stroke: "#b42318", width: 2, spanGaps: true,
+          // The mini-batch loss is noise around the training-set loss: the same hue as the first series, faded.
+          { label: "mini-batch loss", stroke: `${seriesColour(0)}80`, width: 1 },
+          { label: "training-set loss", stroke: seriesColour(1), width: 2, spanGaps: true,
             points: { show: true, size: 6 } },
         ],
       },
